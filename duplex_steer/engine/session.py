@@ -1,0 +1,189 @@
+"""The streaming duplex session: one 80 ms frame per `step`, a lockstep batch of conversations.
+
+Semantics follow the reference `LMGen.step` exactly (checked token for token on the fixtures):
+- tokens live in a small ring of delayed positions (size max_delay + 2); a stream with delay d
+  holds frame p - d at position p;
+- step t feeds the user's 8 codes of frame t and runs the transformer on position t, which holds the
+  user's codebook 0 of frame t with the text and model audio sampled at step t - 1;
+- positions p <= delay read the initial token (audio: card, text: text_card);
+- step t returns the model's frame t (text token and 8 codes), or None at t = 0.
+Past `context` frames, attention covers the last `context` frames (the reference's ring KV cache).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import torch
+from torch import Tensor
+
+from .model import FrameKVCache
+
+if TYPE_CHECKING:
+    from .model import DuplexModel
+
+
+@dataclass
+class SamplingConfig:
+    """Greedy decoding, or temperature + top-k sampling (the reference's defaults)."""
+
+    greedy: bool = False
+    text_temperature: float = 0.7
+    text_top_k: int = 25
+    audio_temperature: float = 0.8
+    audio_top_k: int = 250
+
+
+class Frame(NamedTuple):
+    """What one step returns: the model's text token [B] and 8 audio codes [B, 8] for one frame."""
+
+    text: Tensor
+    audio: Tensor
+
+
+def sample_token(logits: Tensor, greedy: bool, temperature: float, top_k: int,
+                 generator: torch.Generator | None = None) -> Tensor:
+    """[N, V] logits -> [N] tokens. Top-k then a categorical draw (exponential race, as the reference)."""
+    if greedy or temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    top_p, top_i = torch.topk(probs, min(top_k, probs.shape[-1]), dim=-1)
+    race = torch.empty_like(top_p).exponential_(1.0, generator=generator)
+    return top_i.gather(-1, (top_p / race).argmax(-1, keepdim=True)).squeeze(-1)
+
+
+class SessionInputError(ValueError):
+    """User codes or forced tokens of the wrong shape, type or range."""
+
+
+class DuplexSession:
+    """Streaming state for `batch_size` independent conversations stepped in lockstep."""
+
+    def __init__(self, model: DuplexModel, batch_size: int = 1, sampling: SamplingConfig | None = None,
+                 seed: int | None = None):
+        if batch_size < 1:
+            raise SessionInputError(f"batch_size must be >= 1, got {batch_size}")
+        spec = model.spec
+        self.model, self.spec, self.batch_size = model, spec, batch_size
+        self.sampling = sampling or SamplingConfig()
+        self.frame = 0  # absolute index of the next frame to step
+        dev = model.device
+        self._ring = spec.max_delay + 2
+        self._tokens = torch.full((batch_size, spec.n_q + 1, self._ring), -2, dtype=torch.long, device=dev)
+        self._initial = model.initial_tokens()
+        self._delays = spec.delays
+        A = spec.num_audio_codebooks
+        self._user_rows = torch.arange(A + 1, 2 * A + 1, device=dev)
+        self._user_delays = torch.tensor(spec.delays[A + 1 :], device=dev)
+        self._model_rows = torch.arange(1, A + 1, device=dev)
+        self._model_delays = torch.tensor(spec.delays[1 : A + 1], device=dev)
+        self._pending_audio: Tensor | None = None  # forced codes whose delayed part is sampled next step
+        self.cache = FrameKVCache(model.num_layers, spec.context)
+        self.generator: torch.Generator | None = None
+        if seed is not None:
+            self.generator = torch.Generator(device=dev).manual_seed(int(seed))
+        # What the last step computed, for lenses and probes: final-normed output and text logits.
+        self.last_hidden: Tensor | None = None
+        self.last_text_logits: Tensor | None = None
+
+    # --- validation -------------------------------------------------------------------------------
+    def _codes(self, codes: Tensor | None, name: str, width: int | None) -> Tensor | None:
+        if codes is None:
+            return None
+        codes = torch.as_tensor(codes)
+        B = self.batch_size
+        if codes.dtype.is_floating_point or codes.dtype == torch.bool:
+            raise SessionInputError(f"{name} must be integer codes, got dtype {codes.dtype}")
+        if width is None:
+            if codes.dim() == 0:
+                codes = codes.expand(B)
+            if codes.shape != (B,):
+                raise SessionInputError(f"{name} must have shape [{B}], got {list(codes.shape)}")
+            return codes.to(self.model.device, torch.long)
+        if codes.dim() == 3 and codes.shape[-1] == 1:
+            codes = codes[..., 0]  # the reference's [B, K, 1] layout
+        if codes.shape != (B, width):
+            raise SessionInputError(f"{name} must have shape [{B}, {width}] (batch, codebooks), got "
+                                    f"{list(codes.shape)}")
+        codes = codes.to(self.model.device, torch.long)
+        if ((codes < -1) | (codes >= self.spec.card)).any():
+            raise SessionInputError(f"{name} values must be audio codes in [0, {self.spec.card}) or -1 "
+                                    f"(no input), got range [{int(codes.min())}, {int(codes.max())}]")
+        return codes
+
+    # --- the step ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, user_codes: Tensor, text: Tensor | int | None = None, audio: Tensor | None = None) -> Frame | None:
+        """Feed the user's codes [B, 8] for frame t; return the model's frame t, or None at t = 0.
+
+        `text` / `audio` optionally force the model's own tokens of frame t + 1 (the frame whose text
+        this step predicts), e.g. for a voice or role prompt; negative entries are not forced.
+        """
+        spec, model, t, R = self.spec, self.model, self.frame, self._ring
+        A = spec.num_audio_codebooks
+        user = self._codes(user_codes, "user_codes", A)
+        forced_text = self._codes(text, "text", None)
+        forced_audio = self._codes(audio, "audio", A)
+        tokens = self._tokens
+        tokens[:, self._user_rows, (t + self._user_delays) % R] = user
+
+        inp = tokens[:, :, t % R].clone()
+        if t <= spec.max_delay:
+            init = torch.tensor([t <= d for d in self._delays], device=inp.device)
+            inp[:, init] = self._initial[init]
+        x = model.embed(inp.unsqueeze(-1))
+        self.cache.position = t
+        h = model.run_layers(x, t, cache=self.cache)
+        normed = model.final_norm(h)[:, 0]
+        logits = model.text_logits(normed)
+        self.last_hidden, self.last_text_logits = normed, logits
+
+        s = self.sampling
+        text_tok = sample_token(logits, s.greedy, s.text_temperature, s.text_top_k, self.generator)
+        if forced_text is not None:
+            text_tok = torch.where(forced_text >= 0, forced_text, text_tok)
+        kv: list[list[Tensor]] = [[] for _ in range(spec.depformer_num_layers)]
+        prev, codes = text_tok, []
+        for k in range(A):
+            tok = sample_token(model.depth_step(k, normed, prev, kv), s.greedy, s.audio_temperature,
+                               s.audio_top_k, self.generator)
+            force = forced_audio if spec.delays[k + 1] == 0 else self._pending_audio
+            if force is not None:
+                tok = torch.where(force[:, k] >= 0, force[:, k], tok)
+            codes.append(tok)
+            prev = tok
+        self._pending_audio = forced_audio
+
+        t += 1
+        self.frame = t
+        tokens[:, 0, t % R] = text_tok
+        tokens[:, 1 : A + 1, t % R] = torch.stack(codes, 1)
+        if t <= spec.max_delay:
+            return None
+        out_text = tokens[:, 0, (t - 1) % R]
+        out_audio = tokens[:, self._model_rows, (t - 1 + self._model_delays) % R]
+        return Frame(out_text.clone(), out_audio.clone())
+
+    @torch.no_grad()
+    def run(self, user_codes: Tensor, progress: bool = False) -> Frame:
+        """Step through user codes [B, 8, T]; return the model's text [B, T] and audio [B, 8, T].
+
+        Frames with no output (frame 0 of a fresh session) hold -1.
+        """
+        user_codes = torch.as_tensor(user_codes)
+        if user_codes.dim() != 3:
+            raise SessionInputError(f"user_codes must be [batch, 8, frames], got {list(user_codes.shape)}")
+        B, A, T = user_codes.shape
+        text = torch.full((B, T), -1, dtype=torch.long)
+        audio = torch.full((B, A, T), -1, dtype=torch.long)
+        frames = range(T)
+        if progress:
+            from tqdm.auto import tqdm
+
+            frames = tqdm(frames, desc="duplex frames", unit="frame")
+        for i in frames:
+            out = self.step(user_codes[:, :, i])
+            if out is not None:
+                text[:, i], audio[:, :, i] = out.text.cpu(), out.audio.cpu()
+        return Frame(text, audio)
