@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DuplexSteerError
+
 SAMPLE_RATE = 24_000
 FRAME_RATE = 12.5
 FRAME_SAMPLES = 1920  # 80 ms at 24 kHz
 
 
-class AudioError(ValueError):
+class AudioError(DuplexSteerError, ValueError):
     """A recording that cannot be used, with what was wrong and what to do."""
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..errors import DuplexSteerError
 from .spec import ModelSpec
 
 
-class ConversionError(ValueError):
+class ConversionError(DuplexSteerError, ValueError):
     """The checkpoint's tensors do not match the architecture its config describes."""
 
 

@@ -18,9 +18,11 @@ from typing import Any
 
 import torch
 
+from ..errors import DuplexSteerError
 from .codec import MimiCodec
+from .mimi_convert import mimi_config_from_kyutai
 from .model import DuplexModel
-from .spec import PRESETS, ModelSpec, SpecError, mimi_config_real, tiny_mimi_config
+from .spec import PRESETS, ModelSpec, SpecError, tiny_mimi_config
 from .text import PieceTokenizer, SentencePieceTokenizer
 
 NATIVE_LM = "model.safetensors"
@@ -30,7 +32,7 @@ TOOLKIT_META = "duplex_steer.json"
 DEFAULT_SEED = 0
 
 
-class LoadError(RuntimeError):
+class LoadError(DuplexSteerError, RuntimeError):
     """A model source that cannot be loaded; the message names what is missing and what to do."""
 
 
@@ -62,7 +64,9 @@ def _build_hf(spec: ModelSpec, mimi_config: Any, device: torch.device, dtype: to
 def load_preset(name: str, device: torch.device, dtype: torch.dtype, seed: int = DEFAULT_SEED) -> DuplexModel:
     """Random weights for a preset architecture, a tiny random Mimi, a placeholder tokenizer."""
     spec = PRESETS[name]
-    hf = _build_hf(spec, tiny_mimi_config(spec.card), device, dtype)
+    with torch.random.fork_rng(devices=[]):  # the codec's own init draws from the global generator
+        torch.manual_seed(seed)
+        hf = _build_hf(spec, tiny_mimi_config(spec.card), device, dtype)
     _init_random(hf.decoder, seed)
     _init_random(hf.embed_tokens, seed + 1)
     _init_random(hf.depth_decoder, seed + 2)
@@ -133,7 +137,7 @@ def load_native(folder: Path, device: torch.device, dtype: torch.dtype, lm_only:
             if not path.is_file():
                 raise LoadError(f"{folder} has no {path.name} ({what}); download the whole repository, or pass "
                                 "lm_only=True to load the language model alone")
-    mimi_cfg = mimi_config_real() if codec_path.is_file() else tiny_mimi_config(spec.card)
+    mimi_cfg = mimi_config_from_kyutai() if codec_path.is_file() else tiny_mimi_config(spec.card)
     hf = _build_hf(spec, mimi_cfg, torch.device("cpu"), torch.float32)
     try:
         load_converted(hf, convert_lm_state_dict(state, spec))
@@ -201,7 +205,12 @@ def load_hf_folder(folder: Path, device: torch.device, dtype: torch.dtype, sourc
     hf.to(device)
     spec = ModelSpec.from_hf_config(config)
     tok_path = next((p for p in (folder / NATIVE_TOKENIZER, folder / "tokenizer.model") if p.is_file()), None)
-    tokenizer = SentencePieceTokenizer(tok_path) if tok_path else PieceTokenizer.numbered(spec.text_card)
+    if tok_path:
+        tokenizer = SentencePieceTokenizer(tok_path)
+    elif (folder / "pieces.json").is_file():
+        tokenizer = PieceTokenizer.load(folder / "pieces.json")
+    else:
+        tokenizer = PieceTokenizer.numbered(spec.text_card)
     meta_path = folder / TOOLKIT_META
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return DuplexModel(hf, spec, MimiCodec(hf.audio_encoder), tokenizer, source=source or str(folder),

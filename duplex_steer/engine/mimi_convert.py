@@ -30,10 +30,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from transformers import MimiConfig, MimiModel
 
 __all__ = [
     "KYUTAI_MIMI_KWARGS",
@@ -144,15 +147,30 @@ def mimi_overrides_from_kyutai(kyutai: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def mimi_config_from_kyutai(**overrides: Any):
+def mimi_config_from_kyutai(**overrides: Any) -> MimiConfig:
     """The `transformers.MimiConfig` of kyutai's released Mimi (24 kHz, 12.5 Hz, 32 x 2048 codebooks,
-    dim 512, 8 transformer layers), with `overrides` (MimiConfig field names) applied on top."""
+    dim 512, 8 transformer layers), with `overrides` (MimiConfig field names) applied on top.
+
+    Fields that kyutai derives from one parameter follow an override of it unless given too: `head_dim`
+    (hidden_size / heads), `upsample_groups` (= hidden_size, kyutai's channel-wise upsampler),
+    `num_key_value_heads` (= heads) and `codebook_dim` <-> `vector_quantization_hidden_dimension`.
+    Moshi encodes with 8 of the 32 codebooks: pass `num_quantizers=8` to `MimiModel.encode`.
+    """
     from transformers import MimiConfig
 
     fields = mimi_overrides_from_kyutai(KYUTAI_MIMI_KWARGS)
     fields.update(overrides)
+    # Fields that are one kyutai parameter follow an override of their partner unless set themselves.
     if ("hidden_size" in overrides or "num_attention_heads" in overrides) and "head_dim" not in overrides:
         fields["head_dim"] = fields["hidden_size"] // fields["num_attention_heads"]
+    if "hidden_size" in overrides and "upsample_groups" not in overrides:
+        fields["upsample_groups"] = fields["hidden_size"]
+    if "num_attention_heads" in overrides and "num_key_value_heads" not in overrides:
+        fields["num_key_value_heads"] = fields["num_attention_heads"]
+    for a, b in (("codebook_dim", "vector_quantization_hidden_dimension"),
+                 ("vector_quantization_hidden_dimension", "codebook_dim")):
+        if a in overrides and b not in overrides:
+            fields[b] = fields[a]
     return MimiConfig(**fields)
 
 
@@ -179,7 +197,8 @@ _TRANSFORMER_PARTS = {
 }
 _FUSED_QKV = ("self_attn.in_projs.0.weight", "self_attn.in_proj_weight", "self_attn.in_proj.weight")
 
-_SEANET_RE = re.compile(r"^(encoder|decoder)\.model\.(\d+)\.(?:(block\.\d+)\.)?(?:conv\.conv|convtr\.convtr)\.(weight|bias)$")
+_SEANET_RE = re.compile(
+    r"^(encoder|decoder)\.model\.(\d+)\.(?:(block\.\d+|shortcut)\.)?(?:conv\.conv|convtr\.convtr)\.(weight|bias)$")
 _TRANSFORMER_RE = re.compile(r"^(encoder|decoder)_transformer\.transformer\.layers\.(\d+)\.(.+)$")
 _CODEBOOK_RE = re.compile(r"^quantizer\.(rvq_first|rvq_rest)\.vq\.layers\.(\d+)\._codebook\.(\w+)$")
 _PROJ_RE = re.compile(r"^quantizer\.(rvq_first|rvq_rest)\.(input_proj|output_proj)\.weight$")
@@ -219,7 +238,7 @@ def _rename(key: str) -> str | None:
     return None
 
 
-def _expected_shapes(config) -> dict[str, torch.Size]:
+def _expected_shapes(config: MimiConfig) -> dict[str, torch.Size]:
     """Key -> shape of `MimiModel(config).state_dict()`, built on the meta device (no memory, no init)."""
     from transformers import MimiModel
 
@@ -234,7 +253,7 @@ def _names(keys: set[str] | list[str], limit: int = 20) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def convert_mimi_state_dict(native: Mapping[str, Tensor], config) -> dict[str, Tensor]:
+def convert_mimi_state_dict(native: Mapping[str, Tensor], config: MimiConfig) -> dict[str, Tensor]:
     """Map a kyutai Mimi state dict onto `MimiModel(config).state_dict()` keys.
 
     Pure remap: renames, the fused q/k/v split and the RoPE row permutation of q and k. The input is not
@@ -294,7 +313,7 @@ def convert_mimi_state_dict(native: Mapping[str, Tensor], config) -> dict[str, T
 
 
 def load_mimi_native(path: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                     config=None):
+                     config: MimiConfig | None = None) -> MimiModel:
     """Load a native kyutai Mimi safetensors file into an eval-mode transformers `MimiModel`.
 
     `config` defaults to `mimi_config_from_kyutai()` (the released codec). Raises FileNotFoundError for
@@ -315,9 +334,23 @@ def load_mimi_native(path: str | Path, device: str | torch.device = "cpu", dtype
     converted = convert_mimi_state_dict(native, config)
     model = MimiModel(config)
     model.load_state_dict(converted, strict=True)
-    model = model.to(device=device, dtype=dtype).eval()
+    model = model.to(device=device).eval()
+    _cast_keeping_rope_fp32(model, dtype)
     # The codebooks cache their centroids lazily; make sure nothing computed before loading survives.
     for module in model.modules():
         if hasattr(module, "_embed"):
             module._embed = None
     return model
+
+
+def _cast_keeping_rope_fp32(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast floating parameters and buffers to `dtype`, except RoPE inverse frequencies, which stay
+    float32 (`Module.to(bfloat16)` would round them and shift late positions' phases noticeably)."""
+    for module in model.modules():
+        rope = type(module).__name__.endswith("RotaryEmbedding")
+        for param in module.parameters(recurse=False):
+            if param.is_floating_point():
+                param.data = param.data.to(dtype)
+        for name, buf in module.named_buffers(recurse=False):
+            if buf is not None and buf.is_floating_point() and not rope:
+                module._buffers[name] = buf.to(dtype)

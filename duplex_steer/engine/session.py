@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor
 
+from ..errors import DuplexSteerError
 from .model import FrameKVCache
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def sample_token(logits: Tensor, greedy: bool, temperature: float, top_k: int,
     return top_i.gather(-1, (top_p / race).argmax(-1, keepdim=True)).squeeze(-1)
 
 
-class SessionInputError(ValueError):
+class SessionInputError(DuplexSteerError, ValueError):
     """User codes or forced tokens of the wrong shape, type or range."""
 
 

@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import DuplexSteerError
+
 KYUTAI_DELAYS = (0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1)
 
 # Values the engine cannot run; anything else unknown in a config is ignored with the reference's meaning.
@@ -25,7 +27,7 @@ _REQUIRED_VALUES = {
 }
 
 
-class SpecError(ValueError):
+class SpecError(DuplexSteerError, ValueError):
     """A model configuration this engine cannot run, with the field that is wrong."""
 
 
@@ -214,13 +216,6 @@ def tiny_mimi_config(card: int = 64, num_quantizers: int = 8):
         upsample_groups=32,
         sliding_window=250,
     )
-
-
-def mimi_config_real():
-    """The released Mimi codec's configuration (kyutai/mimi; transformers' defaults)."""
-    from transformers import MimiConfig
-
-    return MimiConfig()
 
 
 # Presets. Sizes of `tiny` follow shared/fixtures/kyutai-tiny-moshi; `mid` is the CPU benchmark size;

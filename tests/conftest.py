@@ -1,0 +1,37 @@
+"""Shared fixtures: offline, seeded, tiny models built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.manual_seed(0)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURES = SHARED / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    from duplex_steer import load
+
+    return load("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_personaplex():
+    from duplex_steer import load
+
+    return load("tiny-personaplex", device="cpu")
+
+
+def fixture_dir(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.is_dir():
+        pytest.fail(f"shared fixture {path} is missing: CI must run with ../shared beside the repo")
+    return path

@@ -1,0 +1,111 @@
+"""DuplexSession: step semantics, batching, seeding, forcing, the context window, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+import torch
+
+from duplex_steer.engine.model import DuplexModel
+from duplex_steer.engine.session import SessionInputError
+
+
+def _codes(seed: int, batch: int, frames: int, card: int = 64) -> torch.Tensor:
+    return torch.randint(0, card, (batch, 8, frames), generator=torch.Generator().manual_seed(seed))
+
+
+def test_first_step_returns_nothing_then_frames(tiny):
+    session = tiny.session(batch_size=3, greedy=True)
+    codes = _codes(0, 3, 3)
+    assert session.step(codes[:, :, 0]) is None
+    out = session.step(codes[:, :, 1])
+    assert out.text.shape == (3,) and out.audio.shape == (3, 8)
+    assert session.frame == 2
+    assert ((out.audio >= 0) & (out.audio < 64)).all()
+
+
+def test_batch_items_are_independent(tiny):
+    codes = _codes(1, 3, 12)
+    together = tiny.session(batch_size=3, greedy=True).run(codes)
+    for b in range(3):
+        alone = tiny.session(batch_size=1, greedy=True).run(codes[b : b + 1])
+        assert torch.equal(alone.text[0], together.text[b])
+        assert torch.equal(alone.audio[0], together.audio[b])
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny):
+    codes = _codes(2, 2, 15)
+    a = tiny.session(batch_size=2, seed=7).run(codes)
+    b = tiny.session(batch_size=2, seed=7).run(codes)
+    c = tiny.session(batch_size=2, seed=8).run(codes)
+    assert torch.equal(a.text, b.text) and torch.equal(a.audio, b.audio)
+    assert not torch.equal(a.audio, c.audio)
+
+
+def test_forced_tokens_come_back_as_the_models_frames(tiny):
+    session = tiny.session(batch_size=2, seed=0)
+    codes = _codes(3, 2, 8)
+    text = torch.tensor([[5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]])
+    audio = torch.arange(6 * 2 * 8).view(6, 2, 8) % 64
+    outs = [session.step(codes[:, :, t], text=text[t], audio=audio[t]) for t in range(6)]
+    outs.append(session.step(codes[:, :, 6]))
+    for t in range(1, 7):  # step t returns frame t, forced at step t - 1
+        assert torch.equal(outs[t].text, text[t - 1])
+        assert torch.equal(outs[t].audio[:, 0], audio[t - 1][:, 0])
+        if t >= 2:  # codebooks 1-7 (delay 1) of frame 1 are initial tokens, not forceable
+            assert torch.equal(outs[t].audio[:, 1:], audio[t - 1][:, 1:])
+
+
+def test_negative_forced_entries_are_not_forced(tiny):
+    codes = _codes(4, 2, 4)
+    free = tiny.session(batch_size=2, greedy=True)
+    forced = tiny.session(batch_size=2, greedy=True)
+    free_out = [free.step(codes[:, :, t]) for t in range(3)]
+    forced_out = [forced.step(codes[:, :, t], text=torch.tensor([-1, 9])) for t in range(3)]
+    assert torch.equal(forced_out[1].text, torch.tensor([free_out[1].text[0], 9]))
+
+
+def test_past_the_context_window_attention_covers_the_last_context_frames(tiny):
+    """Stepping past `context` frames equals a teacher-forced pass with the sliding-window mask."""
+    spec = dataclasses.replace(tiny.spec, context=5)
+    small = DuplexModel(tiny.hf, spec, tiny.codec, tiny.tokenizer, source="tiny-context5", is_random=True)
+    user = _codes(5, 1, 14)
+    store: list[torch.Tensor] = []
+    handle = small.layers[-1].register_forward_hook(lambda m, a, out: store.append(out.clone()))
+    try:
+        rec = small.session(batch_size=1, greedy=True).run(user)
+        n = len(store)
+        codes = torch.cat([rec.text[:, None, 1:], rec.audio[:, :, 1:], user[:, :, 1:]], 1)
+        small.forward_codes(codes)
+    finally:
+        handle.remove()
+    stream = torch.cat(store[:n], 1)[:, :13]
+    assert (stream - store[n]).abs().max() < 1e-4
+    # and the window matters: with an unlimited window the late frames differ
+    wide = small.forward_codes(codes).hidden
+    full = DuplexModel(tiny.hf, dataclasses.replace(tiny.spec, context=256), tiny.codec, tiny.tokenizer,
+                       source="tiny", is_random=True).forward_codes(codes).hidden
+    assert (wide[:, 8:] - full[:, 8:]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("codes", "message"),
+    [
+        (torch.zeros(2, 7, dtype=torch.long), "shape [2, 8]"),
+        (torch.zeros(2, 8), "integer codes"),
+        (torch.full((2, 8), 64), "audio codes in [0, 64)"),
+        (torch.full((2, 8), -3), "audio codes in [0, 64)"),
+    ],
+)
+def test_bad_user_codes_get_a_clear_error(tiny, codes, message):
+    with pytest.raises(SessionInputError, match=re.escape(message)):
+        tiny.session(batch_size=2).step(codes)
+
+
+def test_minus_one_means_no_input(tiny):
+    session = tiny.session(batch_size=1, greedy=True)
+    for _ in range(3):
+        session.step(torch.full((1, 8), -1))
+    assert torch.isfinite(session.last_hidden).all()
