@@ -1,0 +1,216 @@
+"""The zbb command line: items, score (happy path and every error path: exit 2, one line, no traceback)."""
+
+import csv
+import json
+import socket
+
+import pytest
+
+from zbb import ITEMS_PATH
+from zbb.cli import main
+
+
+def _write_replies(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_items_prints_bank_path(capsys):
+    assert main(["items"]) == 0
+    assert capsys.readouterr().out.strip() == str(ITEMS_PATH)
+
+
+def test_score_writes_report(tmp_path, capsys):
+    replies = _write_replies(
+        tmp_path / "replies.jsonl",
+        [
+            {
+                "id": "penguins-false",
+                "condition": "no_interrupt",
+                "reply": "No, penguins live in Antarctica.",
+                "seed": 1,
+            },
+            {"id": "penguins-true", "condition": "no_interrupt", "reply": "Yes, penguins do."},
+            {"id": "penguins-false", "condition": "interrupt", "reply": "And music is fun."},
+            {"id": "penguins-true", "condition": "interrupt", "reply": "Yes."},
+            {"id": "penguins-false", "condition": "interrupt+steer", "reply": "Penguins? No."},
+            {
+                "id": "penguins-true",
+                "condition": "interrupt+steer",
+                "reply": "Music, right?",
+                "chunks": [
+                    {"text": "Music", "timestamp": [5.5, 6.0]},
+                    {"text": "right?", "timestamp": [6.0, 6.6]},
+                ],
+                "interrupt_end_s": 5.0,
+            },
+        ],
+    )
+    out = tmp_path / "report"
+    assert (
+        main(
+            [
+                "score",
+                "--replies",
+                str(replies),
+                "--out",
+                str(out),
+                "--caveat",
+                "hand-written replies",
+                "--n-boot",
+                "100",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "hand-written replies" in printed and str(out) in printed
+    with (out / "items.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["id"], r["condition"], r["correct"], r["iwor"]) for r in rows] == [
+        ("penguins-false", "no_interrupt", "1", "1"),
+        ("penguins-true", "no_interrupt", "1", "1"),
+        ("penguins-false", "interrupt", "0", "0"),
+        ("penguins-true", "interrupt", "1", "0"),
+        ("penguins-false", "interrupt+steer", "1", "1"),
+        ("penguins-true", "interrupt+steer", "1", "0"),
+    ]
+    assert rows[0]["seed"] == "1" and rows[1]["seed"] == ""
+    assert (rows[5]["tor"], rows[5]["latency"]) == ("1", "0.5")
+    report = json.loads((out / "report.json").read_text())
+    assert report["item_bank"] == "zbb-1" and report["scorer"] == "rules"
+    assert report["conditions"]["interrupt"]["metrics"]["correct"]["mean"] == 0.5
+    # correctness: (1 - 0.5) / (1 - 0.5) = 1; IWOR: (0.5 - 0) / (1 - 0) = 0.5
+    assert report["recovery"]["interrupt+steer"] == {"correct": 1.0, "iwor": 0.5}
+    assert (out / "report.png").stat().st_size > 0 and (out / "report.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            ['{"id": "penguins-true", "condition": "interrupt", "reply": "yes"}', "{oops"],
+            "replies.jsonl:2: not valid JSON",
+        ),
+        (
+            [{"id": "unicorns-true", "condition": "interrupt", "reply": "yes"}],
+            "replies.jsonl:1: unknown item id 'unicorns-true'",
+        ),
+        (
+            [{"id": "penguins-true", "condition": "interupt", "reply": "yes"}],
+            "replies.jsonl:1: unknown condition 'interupt'",
+        ),
+        ([{"id": "penguins-true", "condition": "interrupt"}], "replies.jsonl:1: missing field 'reply'"),
+        (
+            [{"id": "penguins-true", "condition": "interrupt", "reply": 3}],
+            "replies.jsonl:1: 'reply' must be a string",
+        ),
+        (["[1, 2]"], "replies.jsonl:1: expected a JSON object"),
+        ([], "replies.jsonl: no replies"),
+    ],
+)
+def test_score_bad_input_is_one_clear_error(tmp_path, capsys, lines, message):
+    replies = _write_replies(tmp_path / "replies.jsonl", lines)
+    assert main(["score", "--replies", str(replies), "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("zbb: error: ") and message in captured.err
+    assert "Traceback" not in captured.err and captured.err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_replies_file(tmp_path, capsys):
+    assert main(["score", "--replies", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"zbb: error: replies file not found: {tmp_path / 'nope.jsonl'}\n"
+
+
+def test_judge_options_go_together(tmp_path, capsys):
+    replies = _write_replies(
+        tmp_path / "r.jsonl", [{"id": "penguins-true", "condition": "interrupt", "reply": "yes"}]
+    )
+    assert main(["score", "--replies", str(replies), "--out", str(tmp_path / "o"), "--judge-model", "m"]) == 2
+    assert "--judge-url and --judge-model go together" in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_judge_failure_is_one_clear_error(tmp_path, capsys):
+    replies = _write_replies(
+        tmp_path / "r.jsonl", [{"id": "penguins-true", "condition": "interrupt", "reply": "yes"}]
+    )
+    url = f"http://127.0.0.1:{_closed_port()}/v1"  # nothing listens there: connection refused, fast
+    argv = [
+        "score",
+        "--replies",
+        str(replies),
+        "--out",
+        str(tmp_path / "o"),
+        "--judge-url",
+        url,
+        "--judge-model",
+        "m",
+        "--judge-timeout",
+        "2",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"zbb: error: judge at {url}/chat/completions unreachable")
+    assert err.count("\n") == 1
+
+
+def test_score_with_judge_uses_its_verdicts(tmp_path, monkeypatch):
+    # The HTTP side is covered in test_zbb_judge.py; here the judge is replaced to check the wiring.
+    import zbb.judge
+
+    asked = []
+
+    def fake_judge(item, reply, config):
+        asked.append((item["id"], reply, config.model, config.timeout_s))
+        return zbb.judge.JudgeVerdict(correct=True, heard_subject=True)
+
+    monkeypatch.setattr(zbb.judge, "judge_reply", fake_judge)
+    replies = _write_replies(
+        tmp_path / "r.jsonl",
+        [
+            {"id": "penguins-true", "condition": "interrupt", "reply": "music is nice"},
+            {"id": "penguins-false", "condition": "interrupt", "reply": "yes"},
+        ],
+    )
+    assert (
+        main(
+            [
+                "score",
+                "--replies",
+                str(replies),
+                "--out",
+                str(tmp_path / "o"),
+                "--n-boot",
+                "50",
+                "--judge-url",
+                "http://127.0.0.1:1/v1",
+                "--judge-model",
+                "stub",
+                "--judge-timeout",
+                "7",
+            ]
+        )
+        == 0
+    )
+    assert asked == [("penguins-true", "music is nice", "stub", 7.0), ("penguins-false", "yes", "stub", 7.0)]
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["scorer"] == "llm-judge:stub"
+    assert report["judge_rule_agreement_correct"] == 0.0
+    with (tmp_path / "o" / "items.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["correct"], r["iwor"], r["correct_rule"], r["iwor_rule"]) for r in rows] == [
+        ("1", "1", "0", "0")
+    ] * 2
+
+
+def test_unknown_subcommand_is_argparse_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
