@@ -84,9 +84,13 @@ class DuplexSession:
         self.generator: torch.Generator | None = None
         if seed is not None:
             self.generator = torch.Generator(device=dev).manual_seed(int(seed))
-        # What the last step computed, for lenses and probes: final-normed output and text logits.
+        # What the last step computed, for lenses and probes: the final-normed output [B, dim], the
+        # text logits, and the tokens it sampled in the delayed layout (text and codebook 0 belong
+        # to frame t + 1, codebooks 1-7 to frame t).
         self.last_hidden: Tensor | None = None
         self.last_text_logits: Tensor | None = None
+        self.last_sampled_text: Tensor | None = None
+        self.last_sampled_audio: Tensor | None = None
 
     # --- validation -------------------------------------------------------------------------------
     def _codes(self, codes: Tensor | None, name: str, width: int | None) -> Tensor | None:
@@ -155,11 +159,12 @@ class DuplexSession:
             codes.append(tok)
             prev = tok
         self._pending_audio = forced_audio
+        self.last_sampled_text, self.last_sampled_audio = text_tok, torch.stack(codes, 1)
 
         t += 1
         self.frame = t
         tokens[:, 0, t % R] = text_tok
-        tokens[:, 1 : A + 1, t % R] = torch.stack(codes, 1)
+        tokens[:, 1 : A + 1, t % R] = self.last_sampled_audio
         if t <= spec.max_delay:
             return None
         out_text = tokens[:, 0, (t - 1) % R]
