@@ -63,6 +63,75 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_steering_layer(num_layers: int) -> int:
+    """The paper's layer 23 of 32, scaled to the model's depth."""
+    return min(num_layers - 1, round(23 / 32 * num_layers))
+
+
+def cmd_fit_vector(args: argparse.Namespace) -> int:
+    """Fit a perception vector on the committed turn-by-turn dialogue set; write it; print the report."""
+    from tqdm.auto import tqdm
+
+    from .speech.dialogues import load_dialogues
+    from .steering.fit import ActivityLabeler, fit_perception_vector
+
+    model = _load(args)
+    dialogues = load_dialogues()[: args.dialogues] if args.dialogues else load_dialogues()
+    layers = args.layers or [default_steering_layer(model.num_layers)]
+    labeler = ActivityLabeler(require_model_silence=args.split == "activity")
+    bar = tqdm(total=len(dialogues), desc="fitting on dialogues", unit="dialogue")
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    vector, report = fit_perception_vector(model, dialogues, layers, labeler, batch_size=args.batch_size,
+                                           seed=args.seed, progress=progress)
+    bar.close()
+    path = vector.save(args.out)
+    print(report.to_text())
+    if model.is_random:
+        print("note: fitted on a random-weight model: a pipeline check, not a research result")
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_steer(args: argparse.Namespace) -> int:
+    """Steered vs unsteered conversation on one recording: two wavs and result.json."""
+    from .audio import save_audio
+    from .steering import PerceptionVector, Steering, make_detector
+    from .steering.compare import oracle, steer_recording
+
+    model = _load(args)
+    vector = PerceptionVector.load(args.vector)
+    layer = args.layer if args.layer is not None else vector.layers[0]
+    steering = Steering(vector, [layer], alpha=args.alpha, span=args.span, schedule=args.schedule)
+    onset_s = args.onset_s
+    if args.onset == "oracle":
+        if onset_s is None:
+            meta = Path(args.audio).with_suffix(".json")
+            if not meta.is_file() or "interruption_onset_s" not in json.loads(meta.read_text()):
+                raise CliError("--onset oracle needs --onset-s SECONDS (when the interruption starts)")
+            onset_s = json.loads(meta.read_text())["interruption_onset_s"]
+        detector = oracle(onset_s)
+    else:
+        detector = make_detector(args.onset, only_while_model_speaks=args.only_while_speaking)
+    cmp = steer_recording(model, args.audio, steering, detector, greedy=args.greedy, seed=args.seed, progress=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_audio(out / "unsteered.wav", cmp.result.model_audio[0])
+    save_audio(out / "steered.wav", cmp.result.model_audio[1])
+    (out / "result.json").write_text(json.dumps(cmp.to_json(model.label), indent=1))
+    print(f"onset frames: {cmp.onset_frames}; steered frames: {cmp.steered_frames}")
+    print(f"unsteered: {cmp.result.texts[0]!r}")
+    print(f"steered:   {cmp.result.texts[1]!r}")
+    print(f"wrote {out}/unsteered.wav, steered.wav, result.json")
+    return 0
+
+
+class CliError(DuplexSteerError):
+    """Arguments that do not fit together."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duplex-steer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +154,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.set_defaults(func=cmd_convert, model=None)
 
+    p = sub.add_parser("fit-vector", help="fit a perception vector on the turn-by-turn dialogue set")
+    _model_args(p)
+    p.add_argument("--out", required=True, help="vector file to write (.safetensors)")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="layers (default: 23/32 of depth)")
+    p.add_argument("--split", choices=["activity", "user-activity"], default="activity",
+                   help="activity: user speaks & model silent vs the reverse; user-activity: user speaks vs not")
+    p.add_argument("--dialogues", type=int, default=None, help="use only the first N dialogues")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_fit_vector)
+
+    p = sub.add_parser("steer", help="steered vs unsteered conversation on a recording")
+    _model_args(p)
+    p.add_argument("--vector", required=True, help="vector file from fit-vector")
+    p.add_argument("--audio", default="audio_fixtures/interruption_example.ogg")
+    p.add_argument("--out", default="runs/steer")
+    p.add_argument("--layer", type=int, default=None, help="steering layer (default: the vector's first)")
+    p.add_argument("--alpha", type=float, default=5.5)
+    p.add_argument("--span", type=int, default=3, help="frames steered after the onset")
+    p.add_argument("--schedule", choices=["linear", "constant", "exponential"], default="linear")
+    p.add_argument("--onset", choices=["oracle", "energy", "vad"], default="oracle")
+    p.add_argument("--onset-s", type=float, default=None, help="interruption start in seconds (oracle)")
+    p.add_argument("--only-while-speaking", action="store_true", help="detectors fire only while the model speaks")
+    p.add_argument("--greedy", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_steer)
     return parser
 
 

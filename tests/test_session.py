@@ -109,3 +109,10 @@ def test_minus_one_means_no_input(tiny):
     for _ in range(3):
         session.step(torch.full((1, 8), -1))
     assert torch.isfinite(session.last_hidden).all()
+
+
+def test_noise_groups_share_sampling_noise(tiny):
+    codes = _codes(6, 1, 10).expand(3, -1, -1)
+    rec = tiny.session(batch_size=3, seed=4, noise_groups=[0, 0, 1]).run(codes)
+    assert torch.equal(rec.text[0], rec.text[1]) and torch.equal(rec.audio[0], rec.audio[1])
+    assert not torch.equal(rec.audio[0], rec.audio[2])

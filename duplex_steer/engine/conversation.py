@@ -63,6 +63,7 @@ class ConversationResult:
     texts: list[str]
     pieces: list[list[str]]
     model_audio: np.ndarray | None  # [B, samples] at 24 kHz, the input's length; None without a codec
+    user_audio: np.ndarray  # [B, samples] the (padded) 24 kHz input the codec encoded
     frame_offset: int  # absolute frame index of recording frame 0 (the prompt's length)
     input_samples: list[int] = field(default_factory=list)
     sample_rate: int = SAMPLE_RATE
@@ -133,14 +134,18 @@ def converse(
     seed: int | None = 0,
     prompt: ConversationPrompt | None = None,
     on_frame: FrameCallback | None = None,
+    before_frame: FrameCallback | None = None,
     progress: bool = False,
     decode_audio: bool = True,
     session: DuplexSession | None = None,
+    noise_groups: list[int] | None = None,
 ) -> ConversationResult:
     """Run one or several recordings (a batch) through a fresh duplex session, frame by frame.
 
-    on_frame(session, recording_frame) is called after each recording frame is stepped (probes use
-    it to read `session.last_hidden`); steering hooks on `model.layers` act inside the steps.
+    before_frame(session, recording_frame) runs before each recording frame is stepped (onset
+    detectors decide there, so steering can act on that very frame); on_frame(session,
+    recording_frame) runs after it (probes read `session.last_hidden`). Steering hooks on
+    `model.layers` act inside the steps.
     Shorter recordings in a batch are padded with silence to the longest.
     """
     if model.codec is None:
@@ -155,7 +160,7 @@ def converse(
     user = model.codec.encode(batch).cpu()  # [B, 8, T]
     B, A, T = user.shape
 
-    sess = session or model.session(batch_size=B, greedy=greedy, seed=seed)
+    sess = session or model.session(batch_size=B, greedy=greedy, seed=seed, noise_groups=noise_groups)
     if sess.batch_size != B:
         raise ConversationError(f"session batch size {sess.batch_size} != number of recordings {B}")
     p_user, p_text, p_audio = prompt_frames(model, prompt) if prompt else (None, None, None)
@@ -173,6 +178,8 @@ def converse(
 
         frames = tqdm(frames, desc=f"conversation x{B}", unit="frame")
     for i in frames:
+        if before_frame is not None:
+            before_frame(sess, i)
         out = sess.step(user[:, :, i])
         if out is not None:
             text[:, i], codes[:, :, i] = out.text.cpu(), out.audio.cpu()
@@ -184,7 +191,7 @@ def converse(
         user_codes=user, model_codes=codes, text_tokens=text,
         texts=[decode_text(model.tokenizer, row.tolist()) for row in text],
         pieces=[frame_pieces(model.tokenizer, row.tolist()) for row in text],
-        model_audio=audio,
+        model_audio=audio, user_audio=batch,
         frame_offset=offset, input_samples=lengths,
     )
 

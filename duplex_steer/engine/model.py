@@ -292,8 +292,13 @@ class DuplexModel(nn.Module):
             out[:, k, : T - d] = audio[:, k, d:]
         return TeacherForcedOutput(text_logits=text, audio_logits=out, hidden=normed)
 
-    def session(self, batch_size: int = 1, greedy: bool = False, seed: int | None = None, **sampling: Any) -> DuplexSession:
-        """A fresh streaming conversation state for `batch_size` independent conversations."""
+    def session(self, batch_size: int = 1, greedy: bool = False, seed: int | None = None,
+                noise_groups: list[int] | None = None, **sampling: Any) -> DuplexSession:
+        """A fresh streaming conversation state for `batch_size` independent conversations.
+
+        Items with the same `noise_groups` id share their sampling noise (paired comparisons).
+        """
         from .session import DuplexSession, SamplingConfig
 
-        return DuplexSession(self, batch_size=batch_size, sampling=SamplingConfig(greedy=greedy, **sampling), seed=seed)
+        return DuplexSession(self, batch_size=batch_size, sampling=SamplingConfig(greedy=greedy, **sampling),
+                             seed=seed, noise_groups=noise_groups)

@@ -44,13 +44,21 @@ class Frame(NamedTuple):
 
 
 def sample_token(logits: Tensor, greedy: bool, temperature: float, top_k: int,
-                 generator: torch.Generator | None = None) -> Tensor:
-    """[N, V] logits -> [N] tokens. Top-k then a categorical draw (exponential race, as the reference)."""
+                 generator: torch.Generator | None = None, groups: Tensor | None = None) -> Tensor:
+    """[N, V] logits -> [N] tokens. Top-k then a categorical draw (exponential race, as the reference).
+
+    `groups` [N] (ids 0..G-1) makes rows of one group share their random draws (common random
+    numbers), so a steered and an unsteered copy of a conversation differ only by the steering.
+    """
     if greedy or temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     top_p, top_i = torch.topk(probs, min(top_k, probs.shape[-1]), dim=-1)
-    race = torch.empty_like(top_p).exponential_(1.0, generator=generator)
+    if groups is None:
+        race = torch.empty_like(top_p).exponential_(1.0, generator=generator)
+    else:
+        race = torch.empty((int(groups.max()) + 1, top_p.shape[1]), device=top_p.device,
+                           dtype=top_p.dtype).exponential_(1.0, generator=generator)[groups]
     return top_i.gather(-1, (top_p / race).argmax(-1, keepdim=True)).squeeze(-1)
 
 
@@ -62,7 +70,7 @@ class DuplexSession:
     """Streaming state for `batch_size` independent conversations stepped in lockstep."""
 
     def __init__(self, model: DuplexModel, batch_size: int = 1, sampling: SamplingConfig | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, noise_groups: list[int] | None = None):
         if batch_size < 1:
             raise SessionInputError(f"batch_size must be >= 1, got {batch_size}")
         spec = model.spec
@@ -84,6 +92,12 @@ class DuplexSession:
         self.generator: torch.Generator | None = None
         if seed is not None:
             self.generator = torch.Generator(device=dev).manual_seed(int(seed))
+        self.noise_groups: Tensor | None = None
+        if noise_groups is not None:
+            if len(noise_groups) != batch_size:
+                raise SessionInputError(f"noise_groups has {len(noise_groups)} entries for batch size {batch_size}")
+            _, ids = torch.unique(torch.tensor(noise_groups), return_inverse=True)
+            self.noise_groups = ids.to(dev)
         # What the last step computed, for lenses and probes: the final-normed output [B, dim], the
         # text logits, and the tokens it sampled in the delayed layout (text and codebook 0 belong
         # to frame t + 1, codebooks 1-7 to frame t).
@@ -145,14 +159,14 @@ class DuplexSession:
         self.last_hidden, self.last_text_logits = normed, logits
 
         s = self.sampling
-        text_tok = sample_token(logits, s.greedy, s.text_temperature, s.text_top_k, self.generator)
+        text_tok = sample_token(logits, s.greedy, s.text_temperature, s.text_top_k, self.generator, self.noise_groups)
         if forced_text is not None:
             text_tok = torch.where(forced_text >= 0, forced_text, text_tok)
         kv: list[list[Tensor]] = [[] for _ in range(spec.depformer_num_layers)]
         prev, codes = text_tok, []
         for k in range(A):
             tok = sample_token(model.depth_step(k, normed, prev, kv), s.greedy, s.audio_temperature,
-                               s.audio_top_k, self.generator)
+                               s.audio_top_k, self.generator, self.noise_groups)
             force = forced_audio if spec.delays[k + 1] == 0 else self._pending_audio
             if force is not None:
                 tok = torch.where(force[:, k] >= 0, force[:, k], tok)

@@ -1,0 +1,59 @@
+"""Perception-vector fitting: running means equal batch means, labels, report, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from duplex_steer.hooks import record
+from duplex_steer.steering.fit import ActivityLabeler, FitError, auc, fit_perception_vector
+
+
+class _Dialogue:
+    def __init__(self, seconds: float, speak: list[tuple[int, int]], seed: int):
+        rng = np.random.default_rng(seed)
+        n = int(seconds * 12.5)
+        self._speaking = np.zeros(n, bool)
+        for a, b in speak:
+            self._speaking[a:b] = True
+        self._audio = rng.normal(0, 0.05, n * 1920).astype(np.float32)
+
+    def audio(self):
+        return self._audio
+
+    def user_speaking(self):
+        return self._speaking
+
+
+def test_vector_is_the_difference_of_class_means(tiny):
+    dialogues = [_Dialogue(1.6, [(3, 9)], 0), _Dialogue(1.6, [(10, 16)], 1), _Dialogue(1.6, [(2, 6)], 2)]
+    labeler = ActivityLabeler(require_model_silence=False)
+    vec, report = fit_perception_vector(tiny, dialogues, [2], labeler, heldout_fraction=0.34, batch_size=2,
+                                        greedy=True)
+    # recompute by hand from recorded states of the two training dialogues
+    from duplex_steer import converse
+
+    with record(tiny, [2]) as rec:
+        converse(tiny, [(d.audio(), 24_000) for d in dialogues[:2]], greedy=True, decode_audio=False)
+    states = rec.stacked(2)  # [2, T, 64]
+    user = np.stack([d.user_speaking() for d in dialogues[:2]])
+    perc = states[torch.from_numpy(user)]
+    gen = states[torch.from_numpy(~user)]
+    assert torch.allclose(vec[2], perc.mean(0) - gen.mean(0), atol=1e-5)
+    assert report.counts["perceptive"] == int(user.sum()) and report.counts["generative"] == int((~user).sum())
+    assert report.counts["heldout_perceptive"] == 4
+    assert vec.meta["model"] == tiny.fingerprint() and vec.meta["pipeline_check_only"] is True
+
+
+def test_strict_split_on_a_model_that_never_stops_talking_says_what_to_do(tiny):
+    dialogues = [_Dialogue(0.8, [(2, 5)], 0), _Dialogue(0.8, [(2, 5)], 1)]
+    labeler = ActivityLabeler(require_model_silence=True, hold_frames=50)
+    with pytest.raises(FitError, match="user-activity"):
+        fit_perception_vector(tiny, dialogues, [1], labeler, greedy=True)
+
+
+def test_auc():
+    assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert auc(np.array([0.0]), np.array([0.0])) == 0.5
+    assert auc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 0.0

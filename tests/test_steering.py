@@ -1,0 +1,86 @@
+"""Steering: exactness (alpha 0, window edges, residual delta), per-item onsets, schedules, comparison."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from duplex_steer.hooks import record
+from duplex_steer.steering import PerceptionVector, Steering, apply
+from duplex_steer.steering.compare import oracle, steer_recording
+from duplex_steer.steering.steer import SteeringError, linear_decay
+
+
+@pytest.fixture(scope="module")
+def vector(tiny):
+    g = torch.Generator().manual_seed(0)
+    return PerceptionVector({1: torch.randn(64, generator=g), 2: torch.randn(64, generator=g)},
+                            {"model": tiny.fingerprint(), "method": "test"})
+
+
+def _codes(frames: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 64, (batch, 8, frames), generator=torch.Generator().manual_seed(seed))
+
+
+def test_alpha_zero_is_bit_identical(tiny, vector):
+    user = _codes(12)
+    base = tiny.session(batch_size=2, seed=1).run(user)
+    with apply(tiny, Steering(vector, [2], alpha=0.0, span=3), onsets=[[4], [6]]):
+        same = tiny.session(batch_size=2, seed=1).run(user)
+    assert torch.equal(base.text, same.text) and torch.equal(base.audio, same.audio)
+
+
+def test_residual_changes_by_exactly_alpha_w_mu_inside_the_window_only(tiny, vector):
+    user = _codes(12)
+    layer, alpha, span, onsets = 2, 3.0, 3, [[4], [7]]
+    with record(tiny, [layer]) as base:
+        tiny.session(batch_size=2, greedy=True).run(user)
+    with apply(tiny, Steering(vector, [layer], alpha=alpha, span=span), onsets=onsets), \
+            record(tiny, [layer]) as steered:
+        tiny.session(batch_size=2, greedy=True).run(user)
+    a, b = base.stacked(layer), steered.stacked(layer)
+    for item, (onset,) in enumerate(onsets):
+        assert torch.equal(a[item, :onset], b[item, :onset]), "frames before the onset must be untouched"
+        for k in range(span):
+            want = alpha * linear_decay(k, span) * vector[layer]
+            if k == 0:  # the first steered frame sees identical inputs: the difference is exactly the addition
+                assert torch.allclose(b[item, onset] - a[item, onset], want, atol=1e-5)
+    # items are steered independently: item 1's frames 4-6 are untouched by item 0's window
+    assert torch.equal(a[1, :7], b[1, :7])
+
+
+def test_window_edges_in_a_teacher_forced_pass(tiny, vector):
+    """The same controller gates a whole-sequence pass by absolute frame: only [onset, onset+span) change."""
+    codes = torch.randint(0, 64, (1, 17, 10), generator=torch.Generator().manual_seed(2))
+    codes[:, 0] = codes[:, 0] % 100
+    with record(tiny, [1]) as base:
+        tiny.forward_codes(codes)
+    with apply(tiny, Steering(vector, [1], alpha=2.0, span=2), onsets=[[5]]), record(tiny, [1]) as steered:
+        tiny.forward_codes(codes)
+    delta = (steered.stacked(1) - base.stacked(1))[0]
+    changed = [t for t in range(10) if delta[t].abs().max() > 0]
+    assert changed == [5, 6]
+    assert torch.allclose(delta[5], 2.0 * vector[1], atol=1e-5)
+    assert torch.allclose(delta[6], 1.0 * vector[1], atol=1e-5)
+
+
+def test_settings_errors(vector):
+    with pytest.raises(SteeringError, match="span"):
+        Steering(vector, [1], span=0)
+    with pytest.raises(SteeringError, match="schedule"):
+        Steering(vector, [1], schedule="cosine")
+    with pytest.raises(Exception, match="not 3"):
+        Steering(vector, [3])
+
+
+def test_steer_recording_steers_only_the_second_copy(tiny, vector):
+    wav = np.random.default_rng(0).normal(0, 0.05, 24_000).astype(np.float32)
+    cmp = steer_recording(tiny, (wav, 24_000), Steering(vector, [1], alpha=50.0, span=3), oracle(0.4), seed=0)
+    assert cmp.onset_frames == [5]
+    assert cmp.steered_frames == [5, 6, 7]
+    r = cmp.result
+    assert torch.equal(r.text_tokens[0, :6], r.text_tokens[1, :6])  # identical until the first steered step
+    assert not torch.equal(r.text_tokens[0], r.text_tokens[1])
+    out = cmp.to_json(tiny.label)
+    assert out["onset_frames"] == [5] and len(out["steered"]["pieces"]) == r.text_tokens.shape[1]
