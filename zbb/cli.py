@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from duplex_steer.errors import DuplexSteerError
 from zbb import ITEM_BANK_VERSION, ITEMS_PATH, ZBBItem, load_items
 
 EXIT_USAGE = 2
@@ -170,7 +171,94 @@ def _add_score(subparsers: Any) -> None:
     parser.set_defaults(func=_cmd_score)
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_items, _add_score]
+def _run_config(args: argparse.Namespace):
+    from zbb.runner import RunConfig
+    from zbb.scenario import ScenarioRules
+
+    rules = ScenarioRules(interrupt_after_frames=args.interrupt_after, quiet_frames=args.quiet_frames,
+                          max_wait_frames=args.max_wait, reply_frames=args.reply_frames)
+    return RunConfig(model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
+                     alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset, rules=rules,
+                     greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
+                     batch_size=args.batch_size, items=args.items, limit=args.limit)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from zbb.runner import merge_and_report, run
+
+    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
+    run(_run_config(args), args.out, shard=shard)
+    if args.no_report:
+        return 0
+    merge_and_report(args.out)
+    print((Path(args.out) / "report.md").read_text(encoding="utf-8"), end="")
+    print(f"results and report in {args.out}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from zbb.runner import merge_and_report
+
+    merge_and_report(args.out)
+    print((Path(args.out) / "report.md").read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from duplex_steer.speech.tts import get_tts
+    from zbb.build import AUDIO_DIR, build_audio
+
+    manifest = build_audio(ITEMS_PATH, Path(args.out) if args.out else AUDIO_DIR,
+                           get_tts(args.tts) if args.tts else None)
+    print(f"wrote {len(manifest['entries'])} audio files ({manifest['tts']['name']})")
+    return 0
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `zbb run` and `zbb sweep`."""
+    parser.add_argument("--model", default="tiny", help="preset, folder or hub repo id (default: tiny)")
+    parser.add_argument("--out", required=True, help="run folder (results.jsonl, config.json, report)")
+    parser.add_argument("--conditions", nargs="+", default=["no_interrupt", "interrupt", "interrupt+steer"])
+    parser.add_argument("--vector", default=None, help="perception vector file (steered conditions)")
+    parser.add_argument("--layer", type=int, default=None)
+    parser.add_argument("--alpha", type=float, default=5.5)
+    parser.add_argument("--span", type=int, default=3)
+    parser.add_argument("--schedule", default="linear", choices=["linear", "constant", "exponential"])
+    parser.add_argument("--onset", default="oracle", choices=["oracle", "energy", "vad"])
+    parser.add_argument("--interrupt-after", type=int, default=12, help="model speech frames before the query")
+    parser.add_argument("--quiet-frames", type=int, default=10, help="no_interrupt: silent frames before the query")
+    parser.add_argument("--max-wait", type=int, default=125, help="frames to wait at most before the query")
+    parser.add_argument("--reply-frames", type=int, default=75, help="frames of reply after the query")
+    parser.add_argument("--greedy", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repetitions", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
+    parser.add_argument("--limit", type=int, default=None, help="first N items only")
+
+
+def _add_run(subparsers: Any) -> None:
+    parser = subparsers.add_parser("run", help="run the benchmark on a model (resumable)")
+    run_arguments(parser)
+    parser.add_argument("--shard", default=None, help="RANK/WORLD (default: from torchrun's RANK, WORLD_SIZE)")
+    parser.add_argument("--no-report", action="store_true", help="skip the report (shards; use `zbb report`)")
+    parser.set_defaults(func=_cmd_run)
+
+
+def _add_report(subparsers: Any) -> None:
+    parser = subparsers.add_parser("report", help="merge a run's shards and write the report")
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.set_defaults(func=_cmd_report)
+
+
+def _add_build(subparsers: Any) -> None:
+    parser = subparsers.add_parser("build", help="regenerate the benchmark audio with a TTS")
+    parser.add_argument("--out", default=None, help="audio folder (default: the committed zbb/audio)")
+    parser.add_argument("--tts", default=None, help="registered TTS name (default: espeak-ng)")
+    parser.set_defaults(func=_cmd_build)
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_items, _add_score, _add_run, _add_report, _add_build]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (CliError, ValueError, OSError) as err:
+    except (CliError, ValueError, OSError, DuplexSteerError) as err:
         print(f"zbb: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -1,0 +1,131 @@
+"""ZBB runner: causal query placement, conditions, resume without loss, config clash, shards, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from duplex_steer.steering import PerceptionVector
+from tests.conftest import REPO
+from zbb import load_items
+from zbb.runner import RunConfig, RunError, merge_and_report, read_results, run
+from zbb.scenario import DONE, QUERY, Scenario, ScenarioRules
+
+RULES = ScenarioRules(interrupt_after_frames=3, quiet_frames=2, max_wait_frames=6, reply_frames=4)
+
+
+def _scenario(condition: str) -> Scenario:
+    item = load_items()[0]
+    return Scenario(item, condition, 0, np.zeros(1920 * 2, np.float32), np.ones(1920 * 3, np.float32), RULES)
+
+
+@pytest.mark.parametrize(
+    ("condition", "texts", "expected_onset", "speaking"),
+    [
+        ("interrupt", [3, 3, 9, 9, 9, 9], 5, True),  # context ends at frame 1; 3 speaking frames -> frame 5
+        ("no_interrupt", [9, 9, 3, 3, 3, 3, 3, 3, 3], 7, False),  # quiet 2 frames once the hold window clears
+        ("interrupt", [3] * 12, 7, False),  # never speaks: the 6-frame wait cap places it anyway
+    ],
+)
+def test_query_placement_is_decided_from_the_models_output(condition, texts, expected_onset, speaking):
+    s = _scenario(condition)
+    hist = []
+    onset = None
+    for t, tok in enumerate(texts):
+        hist.append(tok)
+        if s.observe(t, np.array(hist[-4:])):
+            s.place_query(t + 1)
+            onset = t + 1
+            break
+    assert onset == expected_onset
+    assert s.phase == QUERY and s.model_speaking_at_onset is speaking
+    assert s.query_end_frame == onset + 3 and s.end_frame == onset + 3 + 4
+    wave = s.planned_waveform()
+    assert wave[onset * 1920] == 1.0 and wave[onset * 1920 - 1] == 0.0  # query exactly at the onset frame
+    for t in range(onset, s.end_frame):
+        s.advance(t)
+    assert s.phase == DONE
+
+
+@pytest.fixture(scope="module")
+def vector_file(tmp_path_factory, tiny):
+    v = PerceptionVector({2: torch.randn(64, generator=torch.Generator().manual_seed(0))},
+                         {"model": tiny.fingerprint(), "method": "test"})
+    return str(v.save(tmp_path_factory.mktemp("vec") / "v.safetensors"))
+
+
+def _config(vector_file, **kw):
+    base = dict(model="tiny", vector=vector_file, limit=2, batch_size=8, greedy=True,
+                rules=ScenarioRules(interrupt_after_frames=3, quiet_frames=3, max_wait_frames=8, reply_frames=6),
+                conditions=["no_interrupt", "interrupt", "interrupt+steer", "interrupt+random", "interrupt+mistimed"])
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_run_records_every_condition_and_resumes_without_redoing(tiny, vector_file, tmp_path):
+    cfg = _config(vector_file)
+    results = run(cfg, tmp_path, model=tiny, progress=False)
+    records = read_results(results)
+    assert len(records) == 2 * 5
+    by = {(r["id"], r["condition"]): r for r in records}
+    item = load_items()[0]["id"]
+    steer, mistimed = by[(item, "interrupt+steer")], by[(item, "interrupt+mistimed")]
+    assert steer["steer_onsets"] == [steer["onset_frame"]]  # oracle onset = the query's first frame
+    assert steer["steered_frames"] == [steer["onset_frame"] + k for k in range(3)]
+    assert mistimed["steer_onsets"] == [mistimed["query_end_frame"]]
+    assert by[(item, "interrupt")]["steered_frames"] == []
+    # a crash mid-write leaves a torn last line: it is ignored, and a rerun redoes only what is missing
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:7]) + "\n" + lines[7][:10])
+    run(cfg, tmp_path, model=tiny, progress=False)
+    again = read_results(results)
+    assert sorted((r["id"], r["condition"]) for r in again) == sorted(by)
+    report = merge_and_report(tmp_path)
+    assert set(report["conditions"]) == {c for c in cfg.conditions}
+    assert "pipeline check" in (tmp_path / "report.md").read_text()
+
+
+def test_greedy_conditions_share_everything_until_the_onset(tiny, vector_file, tmp_path):
+    cfg = _config(vector_file, conditions=["interrupt", "interrupt+steer"], limit=1)
+    recs = {r["condition"]: r for r in read_results(run(cfg, tmp_path, model=tiny, progress=False))}
+    assert recs["interrupt"]["onset_frame"] == recs["interrupt+steer"]["onset_frame"]
+
+
+def test_configuration_clash_on_resume(tiny, vector_file, tmp_path):
+    run(_config(vector_file, limit=1, conditions=["interrupt"]), tmp_path, model=tiny, progress=False)
+    with pytest.raises(RunError, match="another configuration"):
+        run(_config(vector_file, limit=1, conditions=["interrupt"], alpha=1.0), tmp_path, model=tiny, progress=False)
+
+
+def test_bad_inputs(tiny, vector_file, tmp_path):
+    with pytest.raises(RunError, match="unknown condition"):
+        run(_config(vector_file, conditions=["interupt"]), tmp_path / "a", model=tiny)
+    with pytest.raises(RunError, match="--vector"):
+        run(_config(None), tmp_path / "b", model=tiny)
+    with pytest.raises(RunError, match="unknown item ids"):
+        run(_config(vector_file, items=["unicorns-true"]), tmp_path / "c", model=tiny)
+    other = PerceptionVector({2: torch.ones(32)}, {"method": "test"}).save(tmp_path / "other.safetensors")
+    with pytest.raises(Exception, match="hidden size 32"):
+        run(_config(str(other)), tmp_path / "d", model=tiny)
+
+
+def test_two_torchrun_processes_shard_one_run(vector_file, tmp_path):
+    """Scale-out through torchrun: 2 CPU processes, one shard each, one merged report."""
+    out = tmp_path / "sharded"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+           "-m", "zbb.cli", "run", "--model", "tiny", "--out", str(out), "--vector", vector_file, "--limit", "2",
+           "--conditions", "interrupt", "interrupt+steer", "--greedy", "--max-wait", "8", "--reply-frames", "6",
+           "--interrupt-after", "3", "--no-report"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, timeout=600)
+    shards = sorted(p.name for p in out.glob("results.rank*.jsonl"))
+    assert shards == ["results.rank0.jsonl", "results.rank1.jsonl"]
+    report = merge_and_report(out)
+    assert report["conditions"]["interrupt"]["n_items"] == 2
+    assert json.loads((out / "report.json").read_text())["conditions"]["interrupt+steer"]["n_items"] == 2

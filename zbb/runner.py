@@ -1,0 +1,317 @@
+"""`zbb run`: play ZBB scenarios through a model, batched, steered where asked, resumable.
+
+Every finished (item, condition, repetition) is appended at once to `results.jsonl` (one line,
+flushed); a rerun with the same configuration skips what is there. The exact configuration and the
+toolkit version are saved in `config.json`. Conditions:
+- `no_interrupt`, `interrupt`: see `zbb.scenario`;
+- `interrupt+steer`: the perception vector injected from the detected onset;
+- `interrupt+random`: a random direction of the same norm at the same time (control);
+- `interrupt+mistimed`: the right vector at the wrong time, the end of the query (control).
+Items of one (item, repetition) share their sampling noise across conditions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from duplex_steer import PIPELINE_CHECK_NOTE, __version__
+from duplex_steer.audio import FRAME_SAMPLES
+from duplex_steer.errors import DuplexSteerError
+from duplex_steer.steering import PerceptionVector, Steering, SteeringController, make_detector, patch
+
+from . import load_items
+from .build import load_context_audio, load_query_audio
+from .report import KNOWN_CONDITIONS, write_report
+from .scenario import DONE, WAITING, Scenario, ScenarioRules
+from .scoring import is_correct, iwor, latency, take_over
+
+STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed")
+RESULTS = "results.jsonl"
+
+
+class RunError(DuplexSteerError, ValueError):
+    """A run that cannot start: unknown condition, missing vector, config clash on resume."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run's results (saved as config.json)."""
+
+    model: str = "tiny"
+    conditions: list[str] = field(default_factory=lambda: ["no_interrupt", "interrupt", "interrupt+steer"])
+    vector: str | None = None
+    layer: int | None = None
+    alpha: float = 5.5
+    span: int = 3
+    schedule: str = "linear"
+    onset: str = "oracle"
+    rules: ScenarioRules = field(default_factory=ScenarioRules)
+    greedy: bool = False
+    seed: int = 0
+    repetitions: int = 1
+    batch_size: int = 16
+    items: list[str] | None = None
+    limit: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunConfig:
+        data = dict(data)
+        data["rules"] = ScenarioRules(**data.get("rules", {}))
+        return cls(**data)
+
+    def validate(self) -> None:
+        for c in self.conditions:
+            if c not in KNOWN_CONDITIONS:
+                raise RunError(f"unknown condition {c!r}; choose from {', '.join(KNOWN_CONDITIONS)}")
+        if any(c in STEERED for c in self.conditions) and not self.vector:
+            raise RunError("steered conditions need --vector FILE (make one with `duplex-steer fit-vector`)")
+        if self.repetitions < 1 or self.batch_size < 1:
+            raise RunError("repetitions and batch size must be at least 1")
+
+
+def _work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
+    items = load_items()
+    if config.items:
+        known = {it["id"] for it in items}
+        missing = [i for i in config.items if i not in known]
+        if missing:
+            raise RunError(f"unknown item ids {missing[:5]}; `zbb items` prints the bank's path")
+        items = [it for it in items if it["id"] in set(config.items)]
+    if config.limit:
+        items = items[: config.limit]
+    # grouped by (item, repetition) so that one item's conditions share a batch and sampling noise
+    return [(it, c, r) for it in items for r in range(config.repetitions) for c in config.conditions]
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    """Finished records; a torn last line (a crash mid-write) is ignored, never fatal."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def repair_torn_tail(path: Path) -> None:
+    """Cut a partial last line (a crash mid-write) so that appends start on a fresh line."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
+def _key(rec: dict[str, Any]) -> tuple[str, str, int]:
+    return rec["id"], rec["condition"], int(rec["repetition"])
+
+
+def _batches(work: list, size: int) -> Iterator[list]:
+    for i in range(0, len(work), size):
+        yield work[i : i + size]
+
+
+def _random_like(vector: PerceptionVector, seed: int) -> PerceptionVector:
+    g = torch.Generator().manual_seed(seed)
+    dirs = {}
+    for layer, v in vector.directions.items():
+        r = torch.randn(v.shape, generator=g)
+        dirs[layer] = r / r.norm() * v.norm()
+    return PerceptionVector(dirs, {"method": "random-direction-control", "model": vector.meta.get("model")})
+
+
+class Runner:
+    """Plays batches of scenarios on one loaded model."""
+
+    def __init__(self, model, config: RunConfig):
+        self.model, self.config = model, config
+        self.vector = PerceptionVector.load(config.vector) if config.vector else None
+        if self.vector is not None:
+            self.vector.check_compatible(model)
+        self.layer = config.layer if config.layer is not None else (self.vector.layers[0] if self.vector else None)
+        self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
+
+    def _steerings(self) -> dict[str, Steering]:
+        if self.vector is None:
+            return {}
+        c = self.config
+        real = Steering(self.vector, [self.layer], alpha=c.alpha, span=c.span, schedule=c.schedule)
+        rand = Steering(_random_like(self.vector, c.seed + 1), [self.layer], alpha=c.alpha, span=c.span,
+                        schedule=c.schedule)
+        return {"interrupt+steer": real, "interrupt+mistimed": real, "interrupt+random": rand}
+
+    def run_batch(self, work: Sequence[tuple[dict[str, Any], str, int]], batch_index: int = 0) -> Iterator[dict[str, Any]]:
+        """Play one batch; yield each record as soon as its scenario is done."""
+        model, c = self.model, self.config
+        scenarios = [Scenario(item, cond, rep, load_context_audio(None, item["context"]),
+                              load_query_audio(None, item["id"]), c.rules) for item, cond, rep in work]
+        B = len(scenarios)
+        pairs = [(s.item["id"], s.repetition) for s in scenarios]
+        groups = [pairs.index(p) for p in pairs]  # one noise group per (item, repetition)
+        session = model.session(batch_size=B, greedy=c.greedy, seed=c.seed + batch_index, noise_groups=groups)
+        for s in scenarios:  # the plan before any onset depends only on the context and the query length
+            key = (s.item["context"], len(s.query))
+            if key not in self._initial:
+                s.replan(model.codec)
+                self._initial[key] = (s.wave, s.codes)
+            s.wave, s.codes = self._initial[key]
+        controllers, handles = {}, []
+        for cond, steering in self._steerings().items():
+            enabled = [s.condition == cond for s in scenarios]
+            if any(enabled):
+                ctl = SteeringController(steering, B, enabled=enabled)
+                controllers[cond] = ctl
+                handles.append(patch(model, ctl))
+        detector = make_detector(c.onset, **({"frames": [None] * B} if c.onset == "oracle" else {}))
+        text_hist: list[np.ndarray] = []
+        pending = set(range(B))
+        try:
+            while pending:
+                t = session.frame
+                user = torch.stack([self._frame_codes(s, t) for s in scenarios])
+                self._detect(scenarios, detector, controllers, t, text_hist)
+                out = session.step(user)
+                text_hist.append(session.last_sampled_text.cpu().numpy())
+                recent = np.stack(text_hist[-c.rules.hold_frames :], 1)
+                for b, s in enumerate(scenarios):
+                    if out is not None:
+                        s.text[t] = int(out.text[b])
+                    if s.phase == WAITING and s.observe(t, recent[b]):
+                        s.place_query(t + 1)
+                        s.replan(model.codec)
+                        if s.condition == "interrupt+mistimed":
+                            controllers[s.condition].trigger(b, s.query_end_frame)
+                    s.advance(t)
+                    if s.phase == DONE and b in pending:
+                        pending.discard(b)
+                        yield self._record(s, controllers.get(s.condition), b)
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _frame_codes(self, s: Scenario, t: int) -> torch.Tensor:
+        if t < s.codes.shape[1]:
+            return s.codes[:, t]
+        return s.codes[:, -1]  # trailing silence
+
+    def _detect(self, scenarios, detector, controllers, t, text_hist) -> None:
+        """Onsets for steered items (not the mistimed control): oracle = the query's first frame."""
+        if not controllers:
+            return
+        if self.config.onset == "oracle":
+            for b, s in enumerate(scenarios):
+                if s.onset_frame == t and s.condition in ("interrupt+steer", "interrupt+random"):
+                    controllers[s.condition].trigger(b, t)
+            return
+        audio = np.stack([self._frame_audio(s, t) for s in scenarios])
+        speaking = (np.stack(text_hist[-4:], 1) > 3).any(1) if text_hist else np.zeros(len(scenarios), bool)
+        fired = detector.update(audio, t, speaking)
+        for b, s in enumerate(scenarios):
+            armed = s.phase != WAITING or s.waited_frames > 0  # detectors are armed after the context
+            if fired[b] and armed and s.condition in ("interrupt+steer", "interrupt+random"):
+                if not controllers[s.condition].onsets[b]:
+                    controllers[s.condition].trigger(b, t)
+
+    @staticmethod
+    def _frame_audio(s: Scenario, t: int) -> np.ndarray:
+        a = (t - s.start_frame) * FRAME_SAMPLES
+        frame = s.wave[a : a + FRAME_SAMPLES]
+        return np.pad(frame, (0, FRAME_SAMPLES - len(frame)))
+
+    def _record(self, s: Scenario, ctl: SteeringController | None, b: int) -> dict[str, Any]:
+        from duplex_steer.engine.text import decode_text
+
+        reply = decode_text(self.model.tokenizer, s.reply_tokens())
+        chunks = s.word_chunks(self.model.tokenizer)
+        end_s = (s.query_end_frame - s.start_frame) * FRAME_SAMPLES / 24_000
+        onsets = ctl.onsets[b] if ctl is not None else []
+        return {
+            "id": s.item["id"], "condition": s.condition, "repetition": s.repetition,
+            "reply": reply, "correct": int(is_correct(s.item, reply)), "iwor": int(iwor(s.item, reply)),
+            "tor": take_over(chunks, end_s), "latency": latency(chunks, end_s),
+            "onset_frame": s.onset_frame, "query_end_frame": s.query_end_frame,
+            "model_speaking_at_onset": s.model_speaking_at_onset, "waited_frames": s.waited_frames,
+            "steer_onsets": onsets, "steered_frames": ctl.steered_frames(b) if ctl is not None else [],
+        }
+
+
+def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = True,
+        shard: tuple[int, int] | None = None) -> Path:
+    """Run (or resume) a ZBB run into `out_dir`; returns the results file. `shard` = (rank, world)."""
+    from duplex_steer import load
+
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    saved = {"config": config.to_json(), "toolkit_version": __version__}
+    if cfg_path.is_file():
+        previous = json.loads(cfg_path.read_text())
+        if previous.get("config") != saved["config"]:
+            raise RunError(f"{out} holds a run with another configuration; resume it with the same options "
+                           "or choose a new --out")
+    else:
+        cfg_path.write_text(json.dumps(saved, indent=1))
+    rank, world = shard or _launcher_shard()
+    results = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
+    repair_torn_tail(results)
+    done = {_key(r) for f in out.glob("results*.jsonl") for r in read_results(f)}
+    work = [w for i, w in enumerate(_work(config)) if i % world == rank and (w[0]["id"], w[1], w[2]) not in done]
+    if not work:
+        return results
+    model = model or load(config.model)
+    runner = Runner(model, config)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(work), desc=f"zbb {model.source}", unit="item")
+    with results.open("a") as fh:
+        for k, batch in enumerate(_batches(work, config.batch_size)):
+            for record in runner.run_batch(batch, batch_index=k):
+                record["model"] = model.source
+                fh.write(json.dumps(record) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+                if bar:
+                    bar.update(1)
+    if bar:
+        bar.close()
+    return results
+
+
+def _launcher_shard() -> tuple[int, int]:
+    """(rank, world size) from torchrun / accelerate / Ray-style environment variables, else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    return rank, world
+
+
+def merge_and_report(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]:
+    """Merge every shard's results into one report (items.csv, report.json/.md/.png)."""
+    out = Path(out_dir)
+    records = {}
+    for f in sorted(out.glob("results*.jsonl")):
+        for r in read_results(f):
+            records[_key(r)] = r
+    if not records:
+        raise RunError(f"no results in {out}; run `zbb run --out {out}` first")
+    cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
+    if caveat is None and str(cfg.get("config", {}).get("model", "")).startswith(("tiny", "mid", "full")):
+        caveat = f"{cfg['config']['model']}: {PIPELINE_CHECK_NOTE}"
+    return write_report(list(records.values()), out, caveat=caveat, extra={"run": cfg})
