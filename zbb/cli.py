@@ -237,6 +237,52 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
 
 
+DEFAULT_MODEL = "tiny"
+ALL_CONDITIONS = ["no_interrupt", "interrupt", "interrupt+steer", "interrupt+random", "interrupt+mistimed"]
+
+
+def _cmd_main(args: argparse.Namespace) -> int:
+    """The README's main job: fit a vector on the dialogue set, run every condition, write the report."""
+    import duplex_steer
+    from duplex_steer.cli import default_steering_layer
+    from duplex_steer.speech.dialogues import load_dialogues
+    from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
+    from zbb.runner import RunConfig, merge_and_report, run
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = duplex_steer.load(args.model)
+    print(f"model: {model.label}")
+    vector_path = out / "perception_vector.safetensors"
+    if not vector_path.is_file():
+        print("fitting the perception vector on the turn-by-turn dialogue set (not the benchmark's items)")
+        labeler = ActivityLabeler(require_model_silence=not model.is_random)
+        vector, report = fit_perception_vector(model, load_dialogues(), [default_steering_layer(model.num_layers)],
+                                               labeler, batch_size=8)
+        vector.save(vector_path)
+        print(report.to_text())
+    config = RunConfig(model=args.model, conditions=ALL_CONDITIONS, vector=str(vector_path), batch_size=args.batch_size,
+                       limit=args.limit, seed=args.seed)
+    run(config, out, model=model)
+    merge_and_report(out)
+    print((out / "report.md").read_text(encoding="utf-8"), end="")
+    if model.is_random:
+        print(f"NOTE: {duplex_steer.PIPELINE_CHECK_NOTE}.")
+    print(f"report: {out / 'report.md'} (+ report.png, items.csv, results.jsonl)")
+    print("On a GPU with real weights: zbb run --model kyutai/moshiko-pytorch-bf16 --vector VEC --out runs/moshi")
+    return 0
+
+
+def _add_main(subparsers: Any) -> None:
+    parser = subparsers.add_parser("main", help="end to end: fit a vector, run all conditions, write the report")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL} (embedded, no download)")
+    parser.add_argument("--out", default="runs/zbb-main")
+    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--limit", type=int, default=None, help="first N items only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=_cmd_main)
+
+
 def _add_run(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run the benchmark on a model (resumable)")
     run_arguments(parser)
@@ -258,7 +304,7 @@ def _add_build(subparsers: Any) -> None:
     parser.set_defaults(func=_cmd_build)
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_items, _add_score, _add_run, _add_report, _add_build]
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_main, _add_items, _add_score, _add_run, _add_report, _add_build]
 
 
 def build_parser() -> argparse.ArgumentParser:
