@@ -48,7 +48,7 @@ def test_vector_is_the_difference_of_class_means(tiny):
 
 def test_strict_split_on_a_model_that_never_stops_talking_says_what_to_do(tiny):
     dialogues = [_Dialogue(0.8, [(2, 5)], 0), _Dialogue(0.8, [(2, 5)], 1)]
-    labeler = ActivityLabeler(require_model_silence=True, hold_frames=50)
+    labeler = ActivityLabeler(require_model_silence=True, hold=50)
     with pytest.raises(FitError, match="user-activity"):
         fit_perception_vector(tiny, dialogues, [1], labeler, greedy=True)
 

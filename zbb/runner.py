@@ -27,6 +27,7 @@ from duplex_steer import PIPELINE_CHECK_NOTE, __version__
 from duplex_steer.audio import FRAME_SAMPLES
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.steering import PerceptionVector, Steering, SteeringController, make_detector, patch
+from duplex_steer.steering.fit import speaking_now
 
 from . import load_items
 from .build import load_context_audio, load_query_audio
@@ -187,7 +188,7 @@ class Runner:
                 self._detect(scenarios, detector, controllers, t, text_hist)
                 out = session.step(user)
                 text_hist.append(session.last_sampled_text.cpu().numpy())
-                recent = np.stack(text_hist[-c.rules.hold_frames :], 1)
+                recent = np.stack(text_hist[-(c.rules.hold + 1) :], 1)
                 for b, s in enumerate(scenarios):
                     if out is not None:
                         s.text[t] = int(out.text[b])
@@ -219,7 +220,7 @@ class Runner:
                     controllers[s.condition].trigger(b, t)
             return
         audio = np.stack([self._frame_audio(s, t) for s in scenarios])
-        speaking = (np.stack(text_hist[-4:], 1) > 3).any(1) if text_hist else np.zeros(len(scenarios), bool)
+        speaking = speaking_now(np.stack(text_hist[-4:], 1)) if text_hist else np.zeros(len(scenarios), bool)
         fired = detector.update(audio, t, speaking)
         for b, s in enumerate(scenarios):
             armed = s.phase != WAITING or s.waited_frames > 0  # detectors are armed after the context

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from duplex_steer.audio import FRAME_SAMPLES
-from duplex_steer.steering.fit import model_speaking_from_text
+from duplex_steer.probes.activity import HOLD_FRAMES
+from duplex_steer.steering.fit import speaking_now
 
 WAITING, QUERY, REPLY, DONE = "waiting", "query", "reply", "done"
 
@@ -32,7 +33,7 @@ class ScenarioRules:
     quiet_frames: int = 10
     max_wait_frames: int = 125
     reply_frames: int = 75
-    hold_frames: int = 4  # a word token within this many frames counts as speaking
+    hold: int = HOLD_FRAMES  # a word token marks this many further frames as speech
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Scenario:
         """Update activity counters after `frame`'s step; True when the query should start next frame."""
         if self.phase != WAITING or frame - self.start_frame < self.context_frames - 1:
             return False
-        speaking = bool(model_speaking_from_text(recent_text[None], self.rules.hold_frames)[0])
+        speaking = bool(speaking_now(recent_text[None], self.rules.hold)[0])
         self.waited_frames += 1
         self.spoke_frames += speaking
         self.quiet_run = 0 if speaking else self.quiet_run + 1

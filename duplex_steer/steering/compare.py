@@ -13,7 +13,7 @@ import numpy as np
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE
 from ..engine.conversation import ConversationResult, Recording, as_waveform, converse
-from .fit import model_speaking_from_text
+from .fit import speaking_now
 from .onset import OnsetDetector, OracleOnset
 from .steer import Steering, apply
 
@@ -59,7 +59,7 @@ def steer_recording(model, recording: Recording, steering: Steering, detector: O
 
     with apply(model, steering, batch_size=2, enabled=[False, True]) as ctl:
         def before_frame(session, i):
-            speaking = (model_speaking_from_text(np.stack(text_history, 1)) if text_history
+            speaking = (speaking_now(np.stack(text_history, 1)) if text_history
                         else np.zeros(2, bool))
             fired = detector.update(np.repeat(frames[i : i + 1], 2, 0), i, speaking)
             if fired[1]:

@@ -21,6 +21,7 @@ from .. import __version__
 from ..engine.conversation import converse
 from ..errors import DuplexSteerError
 from ..hooks import Sink, check_layers, patch_record
+from ..probes.activity import HOLD_FRAMES, text_activity
 from .vector import PerceptionVector
 
 PERCEPTIVE, GENERATIVE, SKIP = 1, -1, 0
@@ -38,9 +39,9 @@ class FrameLabeler(Protocol):
     def label(self, session, frame: int) -> np.ndarray: ...
 
 
-def model_speaking_from_text(recent_text: np.ndarray, hold_frames: int = 4) -> np.ndarray:
-    """[B, k] most recent text tokens -> [B] bool: a word token (id > 3) in the last `hold_frames`."""
-    return (recent_text[:, -hold_frames:] > 3).any(1)
+def speaking_now(recent_text: np.ndarray, hold: int = HOLD_FRAMES) -> np.ndarray:
+    """[B, k] most recent text tokens -> [B] bool: is the model speaking at the latest frame."""
+    return text_activity(recent_text[:, -(hold + 1) :], hold)[:, -1]
 
 
 @dataclass
@@ -48,12 +49,12 @@ class ActivityLabeler:
     """Perceptive: the user speaks and the model is silent; generative: the reverse.
 
     User activity comes from each dialogue's turn timings; model activity from the text tokens the
-    model sampled (a word token within the last `hold_frames` frames). `require_model_silence=False`
+    model sampled (`probes.activity.text_activity`: a word token plus `hold` frames). `require_model_silence=False`
     drops the model-side condition (perceptive = user speaking, generative = user silent), which is
     what a random-weight model, always "speaking", can be fitted with.
     """
 
-    hold_frames: int = 4
+    hold: int = HOLD_FRAMES
     require_model_silence: bool = True
     _user: np.ndarray | None = field(default=None, init=False, repr=False)
     _text: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
@@ -71,7 +72,7 @@ class ActivityLabeler:
         user = self._user[:, frame] if frame < self._user.shape[1] else np.zeros(len(self._user), bool)
         if not self.require_model_silence:
             return np.where(user, PERCEPTIVE, GENERATIVE)
-        model = model_speaking_from_text(np.stack(self._text, 1), self.hold_frames)
+        model = speaking_now(np.stack(self._text, 1), self.hold)
         return np.where(user & ~model, PERCEPTIVE, np.where(model & ~user, GENERATIVE, SKIP))
 
 
