@@ -73,12 +73,15 @@ def cmd_fit_vector(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .speech.dialogues import load_dialogues
-    from .steering.fit import ActivityLabeler, fit_perception_vector
+    from .steering.fit import ActivityLabeler, AffinityLabeler, fit_perception_vector
 
     model = _load(args)
     dialogues = load_dialogues()[: args.dialogues] if args.dialogues else load_dialogues()
     layers = args.layers or [default_steering_layer(model.num_layers)]
-    labeler = ActivityLabeler(require_model_silence=args.split == "activity")
+    if args.split == "affinity":
+        labeler = AffinityLabeler(margin=args.margin)
+    else:
+        labeler = ActivityLabeler(require_model_silence=args.split == "activity")
     bar = tqdm(total=len(dialogues), desc="fitting on dialogues", unit="dialogue")
 
     def progress(done: int, total: int) -> None:
@@ -158,8 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p)
     p.add_argument("--out", required=True, help="vector file to write (.safetensors)")
     p.add_argument("--layers", type=int, nargs="+", default=None, help="layers (default: 23/32 of depth)")
-    p.add_argument("--split", choices=["activity", "user-activity"], default="activity",
-                   help="activity: user speaks & model silent vs the reverse; user-activity: user speaks vs not")
+    p.add_argument("--split", choices=["activity", "user-activity", "affinity"], default="activity",
+                   help="activity: user speaks & model silent vs the reverse; user-activity: user speaks vs not; "
+                        "affinity: z-scored band S_perc vs S_gen (the paper's way)")
+    p.add_argument("--margin", type=float, default=0.5, help="z-score margin for --split affinity")
     p.add_argument("--dialogues", type=int, default=None, help="use only the first N dialogues")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)

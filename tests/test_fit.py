@@ -57,3 +57,26 @@ def test_auc():
     assert auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
     assert auc(np.array([0.0]), np.array([0.0])) == 0.5
     assert auc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 0.0
+
+
+def test_affinity_split_labels_frames_by_band_affinities(tiny):
+    """The paper's split: labels are thresholds on z-scored band affinities of the same run."""
+    from duplex_steer.probes.affinity import compute_affinities
+    from duplex_steer.steering.fit import AffinityLabeler
+
+    dialogues = [_Dialogue(1.2, [(3, 9)], 0), _Dialogue(1.2, [(5, 12)], 1), _Dialogue(1.2, [(2, 6)], 2)]
+    labeler = AffinityLabeler(greedy=True, margin=0.5)
+    vec, report = fit_perception_vector(tiny, dialogues, [2], labeler, heldout_fraction=0.34, batch_size=2,
+                                        greedy=True)
+    aff, _ = compute_affinities(tiny, [(d.audio(), 24_000) for d in dialogues[:2]], greedy=True)
+    diff = labeler.zscore(aff.band_perc) - labeler.zscore(aff.band_gen)
+    assert report.counts["perceptive"] == int((diff > 0.5).sum()) > 0
+    assert report.counts["generative"] == int((diff < -0.5).sum()) > 0
+    with record(tiny, [2]) as rec:
+        from duplex_steer import converse
+
+        converse(tiny, [(d.audio(), 24_000) for d in dialogues[:2]], greedy=True, decode_audio=False)
+    states = rec.stacked(2)
+    perc = states[torch.from_numpy(diff > 0.5)]
+    gen = states[torch.from_numpy(diff < -0.5)]
+    assert torch.allclose(vec[2], perc.mean(0) - gen.mean(0), atol=1e-5)

@@ -78,3 +78,16 @@ def test_stepping_equals_teacher_forcing_on_the_same_tokens(case):
         stream = torch.cat(store[i][: n_stream[i]], 1)[:, : T - 1]
         forced = store[i][n_stream[i]]
         assert (stream - forced).abs().max() <= TOL, f"layer {i}"
+
+
+def test_eager_attention_gives_the_same_states_as_sdpa(case):
+    """transformers' eager attention adds its mask: the engine must hand it an additive one."""
+    model, ref = case
+    config = model.hf.config
+    base = model.forward_codes(ref["tf_codes"])
+    config._attn_implementation = "eager"
+    try:
+        eager = model.forward_codes(ref["tf_codes"])
+    finally:
+        config._attn_implementation = "sdpa"
+    assert (eager.hidden - base.hidden).abs().max() <= TOL

@@ -185,6 +185,9 @@ class DuplexModel(nn.Module):
         T = x.shape[1]
         self.current_frames = range(start, start + T)
         mask = None if cache is not None else window_mask(T, self.spec.context, x.device)
+        if mask is not None and self.hf.config._attn_implementation == "eager":
+            # eager attention adds its mask to the scores: boolean masks must become additive
+            mask = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill(~mask, torch.finfo(x.dtype).min)
         pos = torch.arange(start, start + T, device=x.device).view(1, -1)
         for layer in self.layers:
             x = layer(x, attention_mask=mask, position_ids=pos, past_key_values=cache)

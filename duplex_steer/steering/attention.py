@@ -42,38 +42,21 @@ class AttentionError(DuplexSteerError, ValueError):
 
 
 # --- eager attention, temporarily --------------------------------------------------------------------
-def _additive_mask(module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
-    """Forward pre-hook: a boolean mask (True = may attend) -> the additive mask eager attention expects.
-
-    transformers' eager attention ADDS the mask to the scores; the engine's mask is boolean (what
-    sdpa takes), which eager would add as 0/1 and so attend to future frames.
-    """
-    mask = kwargs.get("attention_mask")
-    if mask is not None and mask.dtype == torch.bool:
-        hidden = kwargs.get("hidden_states", args[0] if args else None)
-        dtype = hidden.dtype if hidden is not None else torch.float32
-        kwargs["attention_mask"] = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-            ~mask, torch.finfo(dtype).min)
-    return args, kwargs
-
-
 @contextmanager
 def eager_attention(model) -> Iterator[None]:
     """Run the temporal layers with eager attention (which returns its weights) inside the block.
 
     Every config the temporal attention reads is switched to "eager" and restored to its previous
-    value (normally "sdpa") on exit, exceptions included; boolean masks are converted for eager.
+    value (normally "sdpa") on exit, exceptions included. The engine gives eager attention an
+    additive mask (`DuplexModel.run_layers`).
     """
     configs = {id(c): c for c in [model.hf.config, *(layer.self_attn.config for layer in model.layers)]}
     previous = [(c, c._attn_implementation) for c in configs.values()]
-    handle = HookHandle([layer.self_attn.register_forward_pre_hook(_additive_mask, with_kwargs=True)
-                         for layer in model.layers])
     try:
         for config, _ in previous:
             config._attn_implementation = "eager"
         yield
     finally:
-        handle.remove()
         for config, value in reversed(previous):
             config._attn_implementation = value
 

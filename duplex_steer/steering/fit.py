@@ -32,9 +32,12 @@ class FitError(DuplexSteerError, ValueError):
 
 
 class FrameLabeler(Protocol):
-    """Labels each batch item's current frame: +1 perceptive, -1 generative, 0 skip."""
+    """Labels each batch item's current frame: +1 perceptive, -1 generative, 0 skip.
 
-    def start(self, batch: Sequence[Any]) -> None: ...
+    `start` is called before each batch with the model and the seed its conversation will use.
+    """
+
+    def start(self, batch: Sequence[Any], model=None, seed: int | None = None) -> None: ...
 
     def label(self, session, frame: int) -> np.ndarray: ...
 
@@ -59,7 +62,7 @@ class ActivityLabeler:
     _user: np.ndarray | None = field(default=None, init=False, repr=False)
     _text: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
 
-    def start(self, batch: Sequence[Any]) -> None:
+    def start(self, batch: Sequence[Any], model=None, seed: int | None = None) -> None:
         speaking = [d.user_speaking() for d in batch]
         T = max(len(s) for s in speaking)
         self._user = np.zeros((len(batch), T), bool)
@@ -74,6 +77,38 @@ class ActivityLabeler:
             return np.where(user, PERCEPTIVE, GENERATIVE)
         model = speaking_now(np.stack(self._text, 1), self.hold)
         return np.where(user & ~model, PERCEPTIVE, np.where(model & ~user, GENERATIVE, SKIP))
+
+
+@dataclass
+class AffinityLabeler:
+    """The paper's split: thresholds on band-averaged affinities.
+
+    S_gen and S_perc are probabilities over vocabularies of very different sizes (text vs audio
+    codes), so each band series is z-scored over the batch's frames first; a frame is perceptive
+    where z(S_perc) - z(S_gen) > margin and generative where z(S_gen) - z(S_perc) > margin. The
+    affinities come from a first pass with the same seed (the same conversation: sampling is seeded
+    and hooks do not change outputs); only [B, T, L] floats are kept.
+    """
+
+    margin: float = 0.5
+    band: tuple[int, int] | None = None
+    greedy: bool = False
+    _labels: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    @staticmethod
+    def zscore(x: np.ndarray) -> np.ndarray:
+        return (x - np.nanmean(x)) / (np.nanstd(x) + 1e-12)
+
+    def start(self, batch: Sequence[Any], model=None, seed: int | None = None) -> None:
+        from ..probes.affinity import compute_affinities
+
+        result, _ = compute_affinities(model, [(d.audio(), 24_000) for d in batch], band=self.band,
+                                       greedy=self.greedy, seed=seed)
+        diff = self.zscore(result.band_perc) - self.zscore(result.band_gen)  # [B, T]; NaN at the last frame
+        self._labels = np.where(diff > self.margin, PERCEPTIVE, np.where(-diff > self.margin, GENERATIVE, SKIP))
+
+    def label(self, session, frame: int) -> np.ndarray:
+        return self._labels[:, frame]
 
 
 class _CurrentFrame(Sink):
@@ -169,7 +204,7 @@ def fit_perception_vector(
         for split, items in (("train", train), ("held", held)):
             for start in range(0, len(items), batch_size):
                 batch = items[start : start + batch_size]
-                labeler.start(batch)
+                labeler.start(batch, model=model, seed=seed + start)
 
                 def on_frame(session, frame, split=split):
                     lab = labeler.label(session, frame)
