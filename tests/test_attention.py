@@ -26,15 +26,6 @@ from duplex_steer.steering.compare import oracle, steer_recording
 STEER_LAYER = 1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is many times faster than two on a shared machine; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def vector(tiny):
     g = torch.Generator().manual_seed(0)

@@ -1,0 +1,177 @@
+"""`duplex-steer analyze`: affinities of a recording per layer and frame, figures, and state inertia.
+
+    duplex-steer analyze --model SOURCE --audio WAV --out DIR [--layers 12-24] [--dialogues] [--pairs N]
+
+Writes DIR/affinity.json (see docs/probes.md for the keys), DIR/heatmaps.png, DIR/timeline.png and,
+with --dialogues or --pairs, DIR/inertia.json and DIR/inertia.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..audio import FRAME_SAMPLES, AudioError, load_audio
+from ..engine.model import PIPELINE_CHECK_NOTE
+from .affinity import AffinityError, compute_affinities, default_band
+from .inertia import (
+    K_CONSECUTIVE,
+    MAX_FRAMES,
+    InertiaReport,
+    measure_inertia,
+    run_scenarios,
+    summarize,
+    zbb_pairs,
+)
+from .lenses import LENSES
+
+MIN_FRAMES = 4  # 320 ms: the shortest recording worth analysing
+SILENCE_PEAK = 1e-4
+
+
+def parse_layers(text: str | None, num_layers: int) -> list[int] | None:
+    """'all' / None -> None; '3 5 7', '3,5,7', '12-24' or mixes -> a list (range ends inclusive)."""
+    if text is None or text.strip().lower() == "all":
+        return None
+    out: list[int] = []
+    for part in text.replace(",", " ").split():
+        try:
+            if "-" in part[1:]:
+                cut = part.index("-", 1)
+                out += list(range(int(part[:cut]), int(part[cut + 1 :]) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise AffinityError(f"--layers {text!r}: give layer numbers or ranges such as '12-24' or 'all' "
+                                f"(this model has layers 0..{num_layers - 1})") from None
+    return out
+
+
+def check_recording(path: str | Path) -> np.ndarray:
+    """Load a recording and refuse ones that cannot give affinities (too short, silent; load_audio
+    already refuses missing, empty and non-finite files)."""
+    wav = load_audio(path)
+    if len(wav) < MIN_FRAMES * FRAME_SAMPLES:
+        raise AudioError(f"{path} is {len(wav) / 24000:.3f} s long; analysis needs at least "
+                         f"{MIN_FRAMES} frames of 80 ms ({MIN_FRAMES * 0.08:.2f} s)")
+    peak = float(np.abs(wav).max())
+    if peak < SILENCE_PEAK:
+        raise AudioError(f"{path} is silent (peak amplitude {peak:.2g}); affinities need user speech")
+    return wav
+
+
+def known_turns(audio: Path, spec: str) -> list[dict[str, Any]] | None:
+    """Turn timings for `audio`: 'none'; a JSON file with a 'turns' list; 'auto' = AUDIO.json if it has turns."""
+    if spec == "none":
+        return None
+    path = audio.with_suffix(".json") if spec == "auto" else Path(spec)
+    if not path.is_file():
+        if spec == "auto":
+            return None
+        raise AffinityError(f"--turns file not found: {path}")
+    try:
+        turns = json.loads(path.read_text()).get("turns")
+    except (json.JSONDecodeError, AttributeError):
+        raise AffinityError(f"{path} is not a JSON object with a 'turns' list") from None
+    if not turns and spec != "auto":
+        raise AffinityError(f"{path} has no 'turns' list of {{start_s, end_s}}")
+    return turns or None
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `analyze` subcommand to the duplex-steer parser."""
+    from ..cli import _model_args
+
+    p = subparsers.add_parser("analyze", help="per-layer generation / perception affinities, figures, inertia",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _model_args(p)
+    p.add_argument("--audio", default="audio_fixtures/interruption_example.ogg", help="user recording")
+    p.add_argument("--out", default="runs/analyze", help="output folder")
+    p.add_argument("--layers", default="all", help="layers to read: 'all', '12-24', '3 7 23' (0-based)")
+    p.add_argument("--band", type=int, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="band of layers averaged for the timeline and inertia (default: 3/8..3/4 of depth)")
+    p.add_argument("--gen-lens", action="append", choices=["text", "depformer-model", "embedding-model"],
+                   help="generation lens (repeat; default: text and depformer-model)")
+    p.add_argument("--perc-lens", choices=[n for n in LENSES if n.endswith("user")],
+                   help="perception lens (default: depformer-user with user heads, else embedding-user)")
+    p.add_argument("--turns", default="auto", help="user turn timings: auto (AUDIO.json), none, or a JSON file")
+    p.add_argument("--dialogues", action="store_true", help="also run the dialogue set and measure inertia")
+    p.add_argument("--max-dialogues", type=int, default=4, help="dialogues to run with --dialogues")
+    p.add_argument("--pairs", type=int, default=0, help="also run N ZBB paired scenarios (listening/speaking)")
+    p.add_argument("--gaps", type=float, nargs=2, default=(0.4, 4.0), metavar=("SHORT", "LONG"),
+                   help="silences (s) between the context turn and the utterance in paired scenarios")
+    p.add_argument("--k", type=int, default=K_CONSECUTIVE, help="consecutive perceptive frames for a take-over")
+    p.add_argument("--max-frames", type=int, default=MAX_FRAMES, help="give up on a take-over after this many")
+    p.add_argument("--batch-size", type=int, default=8, help="recordings per batch for dialogues and pairs")
+    p.add_argument("--greedy", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_analyze)
+    return p
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Run the analysis; write the JSON and figures to args.out."""
+    from ..cli import _load
+    from . import plots
+
+    audio = Path(args.audio)
+    wav = check_recording(audio)
+    model = _load(args)
+    layers = parse_layers(args.layers, model.num_layers)
+    band = tuple(args.band) if args.band else default_band(model.num_layers)
+    lens_kw = {"layers": layers, "band": band, "gen_lenses": args.gen_lens, "perc_lens": args.perc_lens,
+               "greedy": args.greedy, "seed": args.seed}
+    turns = known_turns(audio, args.turns)
+    result, conv = compute_affinities(model, wav, turns=[turns], decode_audio=False, progress=True, **lens_kw)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    own = measure_inertia(result, args.k, args.max_frames, labels=[audio.name])
+    extra: dict[str, Any] = {"input": str(audio), "model_text": conv.texts[0],
+                             "inertia": {"k_consecutive": args.k, "onsets": [vars(x) for x in own]}}
+    result.save_json(out / "affinity.json", **extra)
+    written = [out / "affinity.json", plots.plot_heatmaps(result, out / "heatmaps.png"),
+               plots.plot_timeline(result, out / "timeline.png")]
+
+    report = inertia_runs(model, args, lens_kw)
+    if report is not None:
+        note = {"note": PIPELINE_CHECK_NOTE} if model.is_random else {}
+        (out / "inertia.json").write_text(json.dumps({"model": model.label, "is_random": model.is_random, **note,
+                                                      **report.to_json()}, indent=1))
+        written += [out / "inertia.json",
+                    plots.plot_inertia(report.inertias, out / "inertia.png", model.label, model.is_random, args.k)]
+    for path in written:
+        print(f"wrote {path}")
+    if model.is_random:
+        print(f"note: {model.label}", file=sys.stderr)
+    return 0
+
+
+def inertia_runs(model, args: argparse.Namespace, lens_kw: dict[str, Any]) -> InertiaReport | None:
+    """Inertia over the dialogue set (--dialogues) and/or ZBB paired scenarios (--pairs N)."""
+    if not args.dialogues and args.pairs <= 0:
+        return None
+    inertias, results = [], []
+    kw = dict(lens_kw)
+    if args.dialogues:
+        from ..speech.dialogues import load_dialogues
+
+        ds = load_dialogues()[: args.max_dialogues]
+        for i in range(0, len(ds), args.batch_size):
+            chunk = ds[i : i + args.batch_size]
+            res, _ = compute_affinities(model, [d.audio() for d in chunk], turns=[d.turns for d in chunk],
+                                        decode_audio=False, **kw)
+            for x in measure_inertia(res, args.k, args.max_frames, labels=[d.id for d in chunk]):
+                x.item += i
+                inertias.append(x)
+            results.append(res)
+    if args.pairs > 0:
+        rep = run_scenarios(model, zbb_pairs(args.pairs, tuple(args.gaps)), args.batch_size, args.k,
+                            args.max_frames, decode_audio=False, **kw)
+        inertias += rep.inertias
+        results += rep.results
+    return InertiaReport(inertias, summarize(inertias), results, args.k, args.max_frames)
