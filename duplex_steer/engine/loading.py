@@ -52,6 +52,29 @@ def _init_random(module: torch.nn.Module, seed: int) -> None:
                 p.copy_(cpu.to(p.dtype))
 
 
+@torch.no_grad()
+def _init_random_codec(mimi: torch.nn.Module, seed: int) -> None:
+    """Spread a random Mimi's codebooks over its own latent distribution.
+
+    transformers initialises codebooks to zero, which makes every frame quantize to code 0 (the
+    user stream would be constant). Codewords are drawn from the latents of a seeded noise signal,
+    and each residual stage from the residual left by the previous ones.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(1, 1, 24_000 * 2, generator=gen) * 0.1
+    latent = mimi.encoder(noise.to(next(mimi.parameters()).device))[0]  # [1, hidden, frames]
+    for rvq in (mimi.quantizer.semantic_residual_vector_quantizer, mimi.quantizer.acoustic_residual_vector_quantizer):
+        residual = rvq.input_proj(latent) if rvq.input_proj is not None else latent
+        flat = residual.transpose(1, 2).reshape(-1, residual.shape[1])
+        for layer in rvq.layers:
+            book = layer.codebook
+            pick = torch.randint(0, flat.shape[0], (book.embed_sum.shape[0],), generator=gen)
+            book.embed_sum.copy_(flat[pick.to(flat.device)] + 1e-3 * torch.randn(book.embed_sum.shape, generator=gen))
+            book.cluster_usage.fill_(1.0)
+            book.initialized.fill_(1.0)
+            flat = flat - layer.codebook.decode(layer.codebook.encode(flat))
+
+
 def _build_hf(spec: ModelSpec, mimi_config: Any, device: torch.device, dtype: torch.dtype):
     from transformers import MoshiForConditionalGeneration
 
@@ -70,6 +93,7 @@ def load_preset(name: str, device: torch.device, dtype: torch.dtype, seed: int =
     _init_random(hf.decoder, seed)
     _init_random(hf.embed_tokens, seed + 1)
     _init_random(hf.depth_decoder, seed + 2)
+    _init_random_codec(hf.audio_encoder, seed + 3)
     tok = PieceTokenizer.numbered(spec.text_card)
     return DuplexModel(hf, spec, MimiCodec(hf.audio_encoder), tok, source=name, is_random=True,
                        checkpoint_id=f"preset:{name}:seed{seed}")

@@ -295,6 +295,10 @@ class DuplexModel(nn.Module):
             out[:, k, : T - d] = audio[:, k, d:]
         return TeacherForcedOutput(text_logits=text, audio_logits=out, hidden=normed)
 
+    def forward(self, codes: Tensor) -> TeacherForcedOutput:
+        """The teacher-forced pass (`forward_codes`), so that `nnsight.NNsight(model)` can trace it."""
+        return self.forward_codes(codes)
+
     def session(self, batch_size: int = 1, greedy: bool = False, seed: int | None = None,
                 noise_groups: list[int] | None = None, **sampling: Any) -> DuplexSession:
         """A fresh streaming conversation state for `batch_size` independent conversations.
