@@ -185,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_steer)
+
+    from .demo import register as register_demo
+    from .probes.analyze import register as register_analyze
+
+    register_analyze(sub)
+    register_demo(sub)
     return parser
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE
-from ..engine.conversation import ConversationResult, Recording, as_waveform, converse
+from ..engine.conversation import ConversationResult, FrameCallback, Recording, as_waveform, converse
 from .fit import speaking_now
 from .onset import OnsetDetector, OracleOnset
 from .steer import Steering, apply
@@ -49,8 +49,12 @@ def onset_frame_from_seconds(seconds: float) -> int:
 
 
 def steer_recording(model, recording: Recording, steering: Steering, detector: OnsetDetector, *,
-                    greedy: bool = False, seed: int = 0, prompt=None, progress: bool = False) -> SteeredComparison:
-    """Run the recording twice in one batch; detect onsets live; steer the second copy only."""
+                    greedy: bool = False, seed: int = 0, prompt=None, progress: bool = False,
+                    on_frame: FrameCallback | None = None) -> SteeredComparison:
+    """Run the recording twice in one batch; detect onsets live; steer the second copy only.
+
+    `on_frame(session, recording_frame)` is called after each step (e.g. probes' OnlineAffinity).
+    """
     wav = as_waveform(recording)
     padded = np.pad(wav, (0, (-len(wav)) % FRAME_SAMPLES))
     frames = padded.reshape(-1, FRAME_SAMPLES)
@@ -67,11 +71,13 @@ def steer_recording(model, recording: Recording, steering: Steering, detector: O
                 ctl.trigger(0, session.frame)
                 ctl.trigger(1, session.frame)
 
-        def on_frame(session, i):
+        def after_frame(session, i):
             text_history.append(session.last_sampled_text.cpu().numpy())
+            if on_frame is not None:
+                on_frame(session, i)
 
         result = converse(model, [wav, wav], greedy=greedy, seed=seed, prompt=prompt, progress=progress,
-                          before_frame=before_frame, on_frame=on_frame, noise_groups=[0, 0])
+                          before_frame=before_frame, on_frame=after_frame, noise_groups=[0, 0])
         steered_abs = ctl.steered_frames(1)
     steered = [f - result.frame_offset for f in steered_abs if 0 <= f - result.frame_offset < len(frames)]
     name = type(detector).__name__

@@ -1,0 +1,1 @@
+"""Interactive demos of duplex-steer (`demos.app`: the Gradio app behind `duplex-steer demo`)."""

@@ -1,0 +1,93 @@
+"""`duplex-steer demo`: serve the interactive Gradio demo (demos/app.py), on 127.0.0.1 by default."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import socket
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from .errors import DuplexSteerError
+
+APP_PATH = Path(__file__).resolve().parents[1] / "demos" / "app.py"
+
+
+class DemoUnavailable(DuplexSteerError):
+    """The demo cannot start (its code is not there, the port is busy, ...)."""
+
+
+def app_module() -> ModuleType:
+    """`demos.app`, imported from the source checkout whatever the working directory."""
+    if "demos.app" in sys.modules:
+        return sys.modules["demos.app"]
+    try:
+        import demos.app as module
+
+        if hasattr(module, "build_app"):
+            return module
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("demos", "demos.app"):
+            raise
+    if not APP_PATH.is_file():
+        raise DemoUnavailable(f"the demo lives in demos/app.py of the source checkout and {APP_PATH} is missing; "
+                              "run it from a clone of the repository")
+    spec = importlib.util.spec_from_file_location("demos.app", APP_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["demos.app"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether (host, port) can be bound now (checked before the slow model loading)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError:
+        return True  # let the server report an unusable host
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the app (load the model, fit the default vector unless --vector) and serve it until Ctrl-C."""
+    import torch
+
+    if not port_is_free(args.host, args.port):
+        raise DemoUnavailable(f"port {args.port} on {args.host} is in use; pick another with --port")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    app = app_module()
+    limits = app.DemoLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
+    dtype = getattr(torch, args.dtype) if args.dtype else None
+    try:
+        app.launch(args.model, args.vector, host=args.host, port=args.port, share=args.share, device=args.device,
+                   dtype=dtype, limits=limits, fit_dialogues=args.fit_dialogues)
+    except OSError as exc:  # gradio: port busy / cannot bind
+        raise DemoUnavailable(f"cannot serve on {args.host}:{args.port} ({exc}); pick another --port") from None
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the `demo` subcommand to the `duplex-steer` parser."""
+    p = subparsers.add_parser("demo", help="interactive web demo: unsteered vs steered on one recording")
+    p.add_argument("--model", default="tiny", help="preset name, local folder or hub repo id (default: tiny)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help="weights dtype")
+    p.add_argument("--vector", default=None,
+                   help="perception vector file (default: fit a quick one on 4 dialogues at start-up)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="also create a public gradio.live link (off by default)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="upload size limit (default 20 MB)")
+    p.add_argument("--max-seconds", type=float, default=60.0, help="recording length limit (default 60 s)")
+    p.add_argument("--fit-dialogues", type=int, default=4, help="dialogues for the default vector (default 4)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (1 is often fastest for the tiny model on a busy machine)")
+    p.set_defaults(func=cmd_demo)
+    return p
