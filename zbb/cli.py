@@ -180,7 +180,8 @@ def _run_config(args: argparse.Namespace):
     return RunConfig(model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
                      alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset, rules=rules,
                      greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
-                     batch_size=args.batch_size, items=args.items, limit=args.limit)
+                     batch_size=args.batch_size, items=args.items, limit=args.limit,
+                     asr_model=args.asr_model)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -235,6 +236,9 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
+    parser.add_argument("--asr-model", default=None,
+                        help="score an ASR transcript of the model's audio instead of its text stream: a local "
+                             "transformers speech-recognition folder or a cached hub id (see docs/zbb.md)")
 
 
 DEFAULT_MODEL = "tiny"
@@ -304,7 +308,82 @@ def _add_build(subparsers: Any) -> None:
     parser.set_defaults(func=_cmd_build)
 
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [_add_main, _add_items, _add_score, _add_run, _add_report, _add_build]
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from zbb.sweep import DEFAULT_ALPHAS, DEFAULT_LIMIT, DEFAULT_SPANS, sweep
+
+    if args.limit is None:
+        args.limit = DEFAULT_LIMIT
+    summary = sweep(_run_config(args), args.out, layers=args.layers, alphas=args.alphas or DEFAULT_ALPHAS,
+                    spans=args.spans or DEFAULT_SPANS)
+    if summary is None:
+        print(f"shard done; run the same command without torchrun to write {args.out}/sweep.md")
+        return 0
+    print((Path(args.out) / "sweep.md").read_text(encoding="utf-8"), end="")
+    print(f"sweep summary and heatmaps in {args.out} (sweep.json, sweep.md, sweep.png)")
+    return 0
+
+
+def _add_sweep(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="grid over steering layer x alpha x span on a subset of items (resumable, heatmaps)",
+        description="Run the unsteered conditions once and every (layer, alpha, span) cell of the steered ones, "
+        "each as a resumable run folder under --out; write sweep.json, sweep.md and heatmaps (sweep.png). "
+        "The grid options define the cells (the singular --layer/--alpha/--span are ignored); --limit defaults "
+        "to 20 items (--limit 0: all).")
+    run_arguments(parser)
+    parser.add_argument("--layers", type=int, nargs="+", default=None, help="default: the vector's layers")
+    parser.add_argument("--alphas", type=float, nargs="+", default=None, help="default: 1 3 5.5 8")
+    parser.add_argument("--spans", type=int, nargs="+", default=None, help="default: 1 3 6 (frames)")
+    parser.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_import_fdb(args: argparse.Namespace) -> int:
+    from duplex_steer.engine.conversation import ConversationPrompt
+    from zbb.fdb import import_fdb, report_fdb
+    from zbb.runner import RunConfig
+
+    config = RunConfig(model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
+                       alpha=args.alpha, span=args.span, schedule=args.schedule, greedy=args.greedy, seed=args.seed,
+                       batch_size=args.batch_size, items=args.items, limit=args.limit, asr_model=args.asr_model)
+    prompt = ConversationPrompt(voice=args.voice, role=args.role) if args.voice or args.role else None
+    import_fdb(args.dir, args.out, config, prompt=prompt)
+    if args.no_report:
+        return 0
+    report_fdb(args.out)
+    print((Path(args.out) / "report.md").read_text(encoding="utf-8"), end="")
+    print(f"outputs (<condition>/<item>/output.wav, words.json) and report in {args.out}")
+    return 0
+
+
+def _add_import_fdb(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "import-fdb", help="run a model on Full-Duplex-Bench user-interruption items; TOR and latency",
+        description="Play each item's input.wav through the model full duplex; write <condition>/<item>/output.wav "
+        "(time-aligned, the input's length and rate) and words.json; report take-over rate and latency. Resumable.")
+    parser.add_argument("dir", help="FDB user-interruption folder (item subfolders with input.wav, interrupt.json)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--model", default="tiny", help="preset, folder or hub repo id (default: tiny)")
+    parser.add_argument("--conditions", nargs="+", default=["interrupt"],
+                        help="interrupt, interrupt+steer, interrupt+random, interrupt+mistimed (default: interrupt)")
+    parser.add_argument("--vector", default=None, help="perception vector file (steered conditions)")
+    parser.add_argument("--layer", type=int, default=None)
+    parser.add_argument("--alpha", type=float, default=5.5)
+    parser.add_argument("--span", type=int, default=3)
+    parser.add_argument("--schedule", default="linear", choices=["linear", "constant", "exponential"])
+    parser.add_argument("--greedy", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--items", nargs="+", default=None, help="item folder names (default: all)")
+    parser.add_argument("--limit", type=int, default=None, help="first N items only")
+    parser.add_argument("--asr-model", default=None, help="time words with this ASR model instead of the text stream")
+    parser.add_argument("--role", default=None, help="text role prompt (PersonaPlex-style start)")
+    parser.add_argument("--voice", default=None, help="voice prompt recording (PersonaPlex-style start)")
+    parser.add_argument("--no-report", action="store_true", help="skip the report")
+    parser.set_defaults(func=_cmd_import_fdb)
+
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [_add_main, _add_items, _add_score, _add_run, _add_report, _add_build,
+                                            _add_sweep, _add_import_fdb]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,7 @@ from duplex_steer.steering import PerceptionVector, Steering, SteeringController
 from duplex_steer.steering.fit import speaking_now
 
 from . import load_items
+from .asr import load_asr, transcribe_scenario
 from .build import load_context_audio, load_query_audio
 from .report import KNOWN_CONDITIONS, write_report
 from .scenario import DONE, WAITING, Scenario, ScenarioRules
@@ -62,6 +63,7 @@ class RunConfig:
     batch_size: int = 16
     items: list[str] | None = None
     limit: int | None = None
+    asr_model: str | None = None  # score an ASR transcript of the model's audio (zbb.asr), not its text
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -146,8 +148,10 @@ class Runner:
             self.vector.check_compatible(model)
         self.layer = config.layer if config.layer is not None else (self.vector.layers[0] if self.vector else None)
         self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
+        self.asr = load_asr(config.asr_model) if config.asr_model else None
+        self._codes: dict[int, torch.Tensor] = {}  # session frame -> model codes [B, 8], for the ASR
 
-    def _steerings(self) -> dict[str, Steering]:
+    def steerings(self) -> dict[str, Steering]:
         if self.vector is None:
             return {}
         c = self.config
@@ -172,7 +176,7 @@ class Runner:
                 self._initial[key] = (s.wave, s.codes)
             s.wave, s.codes = self._initial[key]
         controllers, handles = {}, []
-        for cond, steering in self._steerings().items():
+        for cond, steering in self.steerings().items():
             enabled = [s.condition == cond for s in scenarios]
             if any(enabled):
                 ctl = SteeringController(steering, B, enabled=enabled)
@@ -181,6 +185,7 @@ class Runner:
         detector = make_detector(c.onset, **({"frames": [None] * B} if c.onset == "oracle" else {}))
         text_hist: list[np.ndarray] = []
         pending = set(range(B))
+        self._codes = {}
         try:
             while pending:
                 t = session.frame
@@ -188,6 +193,8 @@ class Runner:
                 self._detect(scenarios, detector, controllers, t, text_hist)
                 out = session.step(user)
                 text_hist.append(session.last_sampled_text.cpu().numpy())
+                if self.asr is not None and out is not None:
+                    self._codes[t] = out.audio.cpu()
                 recent = np.stack(text_hist[-(c.rules.hold + 1) :], 1)
                 for b, s in enumerate(scenarios):
                     if out is not None:
@@ -239,6 +246,11 @@ class Runner:
 
         reply = decode_text(self.model.tokenizer, s.reply_tokens())
         chunks = s.word_chunks(self.model.tokenizer)
+        extra: dict[str, Any] = {}
+        if self.asr is not None:  # score what the model said aloud; keep the text stream's timing if no word times
+            heard = transcribe_scenario(self.asr, self.model, s, self._codes, b)
+            extra = {"reply_text_stream": reply, "asr_word_timing": heard.chunks is not None}
+            reply, chunks = heard.text, (heard.chunks if heard.chunks is not None else chunks)
         end_s = (s.query_end_frame - s.start_frame) * FRAME_SAMPLES / 24_000
         onsets = ctl.onsets[b] if ctl is not None else []
         return {
@@ -247,7 +259,7 @@ class Runner:
             "tor": take_over(chunks, end_s), "latency": latency(chunks, end_s),
             "onset_frame": s.onset_frame, "query_end_frame": s.query_end_frame,
             "model_speaking_at_onset": s.model_speaking_at_onset, "waited_frames": s.waited_frames,
-            "steer_onsets": onsets, "steered_frames": ctl.steered_frames(b) if ctl is not None else [],
+            "steer_onsets": onsets, "steered_frames": ctl.steered_frames(b) if ctl is not None else [], **extra,
         }
 
 
@@ -263,7 +275,8 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
     saved = {"config": config.to_json(), "toolkit_version": __version__}
     if cfg_path.is_file():
         previous = json.loads(cfg_path.read_text())
-        if previous.get("config") != saved["config"]:
+        # normalised through RunConfig so that fields added since (with their defaults) still match
+        if RunConfig.from_json(previous.get("config", {})).to_json() != saved["config"]:
             raise RunError(f"{out} holds a run with another configuration; resume it with the same options "
                            "or choose a new --out")
     else:
