@@ -3,13 +3,35 @@
     import duplex_steer as ds
     model = ds.load("tiny")                    # or a kyutai-native / HF folder or repo id
     result = ds.converse(model, "user.wav")    # full duplex, frame by frame
+
+The names below are imported on first use, so `import duplex_steer.errors` (and commands that only
+read files, such as `zbb items`) does not pay for importing torch and transformers.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .engine import PIPELINE_CHECK_NOTE, DuplexModel, DuplexSession, LoadError, load  # noqa: E402
-from .engine.conversation import ConversationPrompt, converse  # noqa: E402
-from .errors import DuplexSteerError  # noqa: E402
+_LAZY = {
+    "load": "duplex_steer.engine.loading",
+    "LoadError": "duplex_steer.engine.loading",
+    "DuplexModel": "duplex_steer.engine.model",
+    "PIPELINE_CHECK_NOTE": "duplex_steer.engine.model",
+    "DuplexSession": "duplex_steer.engine.session",
+    "ConversationPrompt": "duplex_steer.engine.conversation",
+    "converse": "duplex_steer.engine.conversation",
+    "DuplexSteerError": "duplex_steer.errors",
+}
 
-__all__ = ["PIPELINE_CHECK_NOTE", "ConversationPrompt", "DuplexModel", "DuplexSession", "DuplexSteerError",
-           "LoadError", "__version__", "converse", "load"]
+__all__ = [*sorted(_LAZY), "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'duplex_steer' has no attribute {name!r}")
