@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,16 @@ from duplex_steer.audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, resample,
 from duplex_steer.errors import DuplexSteerError
 
 from .report import METRICS, RATE_METRICS, render_markdown, summarize, write_items_csv
-from .runner import RESULTS, RunConfig, RunError, Runner, _batches, read_results, repair_torn_tail
+from .runner import (
+    RESULTS,
+    RunConfig,
+    RunError,
+    Runner,
+    _batches,
+    append_records,
+    read_results,
+    repair_torn_tail,
+)
 from .scenario import Scenario, ScenarioRules
 from .scoring import latency, take_over
 
@@ -174,21 +182,9 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
         return results
     model = model or load(config.model)
     runner = Runner(model, config)  # the steering set-up (vector, layer, random control) and ASR of `zbb run`
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(work), desc=f"fdb {model.source}", unit="item")
-    with results.open("a") as fh:
-        for k, batch in enumerate(_batches(work, config.batch_size)):
-            for record in _play(runner, batch, k, out, prompt):
-                fh.write(json.dumps(record) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-                if bar:
-                    bar.update(1)
-    if bar:
-        bar.close()
+    records = (record for k, batch in enumerate(_batches(work, config.batch_size))
+               for record in _play(runner, batch, k, out, prompt))
+    append_records(results, records, len(work), f"fdb {model.source}" if progress else None)
     return results
 
 

@@ -290,23 +290,34 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
         return results
     model = model or load(config.model)
     runner = Runner(model, config)
+
+    def records() -> Iterator[dict[str, Any]]:
+        for k, batch in enumerate(_batches(work, config.batch_size)):
+            for record in runner.run_batch(batch, batch_index=k):
+                yield dict(record, model=model.source)
+
+    append_records(results, records(), len(work), f"zbb {model.source}" if progress else None)
+    return results
+
+
+def append_records(path: Path, records: Iterator[dict[str, Any]], total: int, progress: str | None) -> None:
+    """Append each record as one JSON line the moment it exists (flushed and synced), with a progress bar."""
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(work), desc=f"zbb {model.source}", unit="item")
-    with results.open("a") as fh:
-        for k, batch in enumerate(_batches(work, config.batch_size)):
-            for record in runner.run_batch(batch, batch_index=k):
-                record["model"] = model.source
+        bar = tqdm(total=total, desc=progress, unit="item")
+    try:
+        with path.open("a") as fh:
+            for record in records:
                 fh.write(json.dumps(record) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
                 if bar:
                     bar.update(1)
-    if bar:
-        bar.close()
-    return results
+    finally:
+        if bar:
+            bar.close()
 
 
 def _launcher_shard() -> tuple[int, int]:

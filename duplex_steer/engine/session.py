@@ -125,11 +125,11 @@ class DuplexSession:
         if codes.shape != (B, width):
             raise SessionInputError(f"{name} must have shape [{B}, {width}] (batch, codebooks), got "
                                     f"{list(codes.shape)}")
-        codes = codes.to(self.model.device, torch.long)
-        if ((codes < -1) | (codes >= self.spec.card)).any():
+        if codes.device.type == "cpu" and ((codes < -1) | (codes >= self.spec.card)).any():
+            # checked where the codes come from (the host): on an accelerator this would force a sync per step
             raise SessionInputError(f"{name} values must be audio codes in [0, {self.spec.card}) or -1 "
                                     f"(no input), got range [{int(codes.min())}, {int(codes.max())}]")
-        return codes
+        return codes.to(self.model.device, torch.long)
 
     # --- the step ---------------------------------------------------------------------------------
     @torch.no_grad()
