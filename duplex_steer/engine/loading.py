@@ -276,16 +276,12 @@ def load(source: str | os.PathLike[str], device: str | torch.device | None = Non
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dt = dtype or default_dtype(dev)
     name = str(source)
-    if name == "organism":
-        from ..organism import load_organism  # trained small model (see duplex_steer/organism)
-
-        return load_organism(device=dev, dtype=dt)
     if name in PRESETS:
         return load_preset(name, dev, dt, seed=seed)
     path = Path(name).expanduser()
     if not path.exists():
         if name.count("/") != 1 or name.startswith((".", "/", "~")):
-            raise LoadError(f"{name!r} is neither a preset ({', '.join(sorted(PRESETS))}, organism), an existing "
+            raise LoadError(f"{name!r} is neither a preset ({', '.join(sorted(PRESETS))}), an existing "
                             "folder, nor a hub repository id of the form owner/name")
         path = _download(name, token)
     if not path.is_dir():
