@@ -34,6 +34,7 @@ def test_arithmetic_on_common_layers():
     assert torch.allclose((a - b)[2], a[2] - b[2])
     assert torch.allclose((2 * a)[1], 2 * a[1]) and torch.allclose((-a)[1], -a[1])
     assert abs(a.normalized()[1].norm().item() - 1.0) < 1e-6
+    assert a.norms() == {1: float(a[1].norm()), 2: float(a[2].norm())}
     with pytest.raises(VectorError, match="no common layers"):
         _vec(0, (1,)) + _vec(0, (2,))
 

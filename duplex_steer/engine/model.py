@@ -71,14 +71,6 @@ class FrameKVCache:
         n = min(self.position + 1, self.context)
         return k_buf[:, :, :n], v_buf[:, :, :n]
 
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return min(self.position, self.context)
-
-    def reorder(self, index: Tensor) -> None:
-        """Keep only / reorder batch rows (index into the batch dimension)."""
-        for i, (k, v) in enumerate(zip(self.keys, self.values, strict=True)):
-            if k is not None:
-                self.keys[i], self.values[i] = k[index], v[index]
 
 
 def window_mask(length: int, context: int, device: torch.device) -> Tensor:
