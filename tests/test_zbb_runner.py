@@ -97,6 +97,19 @@ def test_greedy_conditions_share_everything_until_the_onset(tiny, vector_file, t
     assert recs["interrupt"]["onset_frame"] == recs["interrupt+steer"]["onset_frame"]
 
 
+def test_buffered_and_side_effect_conditions(tiny, vector_file, tmp_path):
+    """buffered: the query holds "Um, excuse me," first (longer); +steer conditions steer from the query's onset."""
+    conds = ["interrupt", "buffered", "buffered+steer", "no_interrupt", "no_interrupt+steer"]
+    recs = {r["condition"]: r for r in read_results(run(_config(vector_file, conditions=conds, limit=1), tmp_path,
+                                                         model=tiny, progress=False))}
+    plain = recs["interrupt"]["query_end_frame"] - recs["interrupt"]["onset_frame"]
+    buffered = recs["buffered"]["query_end_frame"] - recs["buffered"]["onset_frame"]
+    assert buffered >= plain + 10  # about 1.0 s of buffer and pause
+    for cond in ("buffered+steer", "no_interrupt+steer"):
+        assert recs[cond]["steer_onsets"] == [recs[cond]["onset_frame"]]
+    assert recs["buffered"]["steered_frames"] == [] and recs["no_interrupt"]["steered_frames"] == []
+
+
 def test_configuration_clash_on_resume(tiny, vector_file, tmp_path):
     run(_config(vector_file, limit=1, conditions=["interrupt"]), tmp_path, model=tiny, progress=False)
     with pytest.raises(RunError, match="another configuration"):

@@ -30,6 +30,11 @@ AUDIO_DIR = ZBB_DIR / "audio"
 MANIFEST_NAME = "manifest.json"
 AUDIO_VERSION = "zbb-audio-1"
 REBUILD_HINT = "rebuild with: python -m zbb.build"
+# The filler a buffered interruption starts with ("buffered" conditions), and the pause after it: the
+# word-by-word TTS's clause gap, so the buffered query sounds as if spoken in one go.
+BUFFER_TEXT = "Um, excuse me,"
+BUFFER_ID = "buffer"
+BUFFER_GAP_S = 0.2
 
 
 def read_items(items_path: str | Path = ITEMS_PATH) -> list[dict[str, Any]]:
@@ -80,6 +85,7 @@ def build_audio(
     for text in contexts:
         slug = context_slug(text)
         entries.append(_entry("context", slug, text, f"contexts/{slug}.ogg", out_dir, tts))
+    entries.append(_entry("buffer", BUFFER_ID, BUFFER_TEXT, f"{BUFFER_ID}.ogg", out_dir, tts))
     wanted = {out_dir / e["file"] for e in entries}
     for stale in [*out_dir.glob("queries/*.ogg"), *out_dir.glob("contexts/*.ogg")]:
         if stale not in wanted:
@@ -141,6 +147,14 @@ def load_query_audio(audio_dir: str | Path | None, item_id: str) -> np.ndarray:
     audio_dir None means the committed zbb/audio.
     """
     return load_audio(_lookup(Path(audio_dir or AUDIO_DIR), "query", item_id))
+
+
+def load_buffered_query_audio(audio_dir: str | Path | None, item_id: str) -> np.ndarray:
+    """"Um, excuse me," + a 0.2 s pause + the item's query: the subject no longer starts the interruption."""
+    audio_dir = Path(audio_dir or AUDIO_DIR)
+    buffer = load_audio(_lookup(audio_dir, "buffer", BUFFER_ID))
+    gap = np.zeros(int(round(BUFFER_GAP_S * SAMPLE_RATE)), np.float32)
+    return np.concatenate([buffer, gap, load_query_audio(audio_dir, item_id)])
 
 
 def load_context_audio(audio_dir: str | Path | None, context: str) -> np.ndarray:

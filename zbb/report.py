@@ -27,7 +27,9 @@ import numpy as np
 NO_INTERRUPT = "no_interrupt"
 INTERRUPT = "interrupt"
 STEER = "interrupt+steer"
-KNOWN_CONDITIONS = (NO_INTERRUPT, INTERRUPT, STEER, "interrupt+random", "interrupt+mistimed")
+BUFFERED = "buffered"
+KNOWN_CONDITIONS = (NO_INTERRUPT, INTERRUPT, STEER, "interrupt+random", "interrupt+mistimed", BUFFERED,
+                    "buffered+steer", "no_interrupt+steer")
 METRICS = ("correct", "iwor", "tor", "latency")
 METRIC_LABELS = {"correct": "correctness", "iwor": "IWOR", "tor": "take-over rate", "latency": "latency (s)"}
 RATE_METRICS = ("correct", "iwor")
@@ -41,7 +43,8 @@ def check_condition(name: str) -> str:
     """Return ``name`` if it is a known condition or a labelled variant ``<known>@<label>``.
 
     Known: no_interrupt, interrupt, interrupt+steer, interrupt+random (random direction control),
-    interrupt+mistimed (right vector, wrong time). A variant such as "interrupt+steer@alpha=3"
+    interrupt+mistimed (right vector, wrong time), buffered ("um, excuse me," before the query),
+    buffered+steer and no_interrupt+steer (side effects of steering where nothing is missed). A variant such as "interrupt+steer@alpha=3"
     keeps sweeps apart. Raises ValueError otherwise, so typos do not create a new condition.
     """
     base, sep, label = name.partition("@")

@@ -6,7 +6,10 @@ toolkit version are saved in `config.json`. Conditions:
 - `no_interrupt`, `interrupt`: see `zbb.scenario`;
 - `interrupt+steer`: the perception vector injected from the detected onset;
 - `interrupt+random`: a random direction of the same norm at the same time (control);
-- `interrupt+mistimed`: the right vector at the wrong time, the end of the query (control).
+- `interrupt+mistimed`: the right vector at the wrong time, the end of the query (control);
+- `buffered`: an interruption that starts with "Um, excuse me,"; `buffered+steer` and
+  `no_interrupt+steer`: the vector where nothing is missed (side effects).
+A `+steer` / `+random` condition is steered from the query's onset, `+mistimed` from its end.
 Items of one (item, repetition) share their sampling noise across conditions.
 """
 
@@ -31,12 +34,17 @@ from duplex_steer.steering.fit import speaking_now
 
 from . import load_items
 from .asr import load_asr, transcribe_scenario
-from .build import load_context_audio, load_query_audio
+from .build import load_buffered_query_audio, load_context_audio, load_query_audio
 from .report import KNOWN_CONDITIONS, write_report
-from .scenario import DONE, WAITING, Scenario, ScenarioRules
+from .scenario import DONE, WAITING, Scenario, ScenarioRules, split_condition
 from .scoring import is_correct, iwor, latency, take_over
 
-STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed")
+STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed", "buffered+steer", "no_interrupt+steer")
+
+
+def injection(condition: str) -> str | None:
+    """'steer', 'random', 'mistimed' or None: what a condition injects."""
+    return split_condition(condition)[1]
 RESULTS = "results.jsonl"
 
 
@@ -78,7 +86,7 @@ class RunConfig:
         for c in self.conditions:
             if c not in KNOWN_CONDITIONS:
                 raise RunError(f"unknown condition {c!r}; choose from {', '.join(KNOWN_CONDITIONS)}")
-        if any(c in STEERED for c in self.conditions) and not self.vector:
+        if any(injection(c) for c in self.conditions) and not self.vector:
             raise RunError("steered conditions need --vector FILE (make one with `duplex-steer fit-vector`)")
         if self.repetitions < 1 or self.batch_size < 1:
             raise RunError("repetitions and batch size must be at least 1")
@@ -152,19 +160,20 @@ class Runner:
         self._codes: dict[int, torch.Tensor] = {}  # session frame -> model codes [B, 8], for the ASR
 
     def steerings(self) -> dict[str, Steering]:
+        """One steering per injected condition of the run (the random control: same norm, seeded)."""
         if self.vector is None:
             return {}
         c = self.config
         real = Steering(self.vector, [self.layer], alpha=c.alpha, span=c.span, schedule=c.schedule)
         rand = Steering(_random_like(self.vector, c.seed + 1), [self.layer], alpha=c.alpha, span=c.span,
                         schedule=c.schedule)
-        return {"interrupt+steer": real, "interrupt+mistimed": real, "interrupt+random": rand}
+        return {cond: rand if injection(cond) == "random" else real for cond in c.conditions if injection(cond)}
 
     def run_batch(self, work: Sequence[tuple[dict[str, Any], str, int]], batch_index: int = 0) -> Iterator[dict[str, Any]]:
         """Play one batch; yield each record as soon as its scenario is done."""
         model, c = self.model, self.config
         scenarios = [Scenario(item, cond, rep, load_context_audio(None, item["context"]),
-                              load_query_audio(None, item["id"]), c.rules) for item, cond, rep in work]
+                              self._query(item["id"], cond), c.rules) for item, cond, rep in work]
         B = len(scenarios)
         pairs = [(s.item["id"], s.repetition) for s in scenarios]
         groups = [pairs.index(p) for p in pairs]  # one noise group per (item, repetition)
@@ -202,7 +211,7 @@ class Runner:
                     if s.phase == WAITING and s.observe(t, recent[b]):
                         s.place_query(t + 1)
                         s.replan(model.codec)
-                        if s.condition == "interrupt+mistimed":
+                        if injection(s.condition) == "mistimed":
                             controllers[s.condition].trigger(b, s.query_end_frame)
                     s.advance(t)
                     if s.phase == DONE and b in pending:
@@ -211,6 +220,12 @@ class Runner:
         finally:
             for h in handles:
                 h.remove()
+
+    @staticmethod
+    def _query(item_id: str, condition: str) -> np.ndarray:
+        if split_condition(condition)[0] == "buffered":
+            return load_buffered_query_audio(None, item_id)
+        return load_query_audio(None, item_id)
 
     def _frame_codes(self, s: Scenario, t: int) -> torch.Tensor:
         if t < s.codes.shape[1]:
@@ -223,7 +238,7 @@ class Runner:
             return
         if self.config.onset == "oracle":
             for b, s in enumerate(scenarios):
-                if s.onset_frame == t and s.condition in ("interrupt+steer", "interrupt+random"):
+                if s.onset_frame == t and injection(s.condition) in ("steer", "random"):
                     controllers[s.condition].trigger(b, t)
             return
         audio = np.stack([self._frame_audio(s, t) for s in scenarios])
@@ -231,7 +246,7 @@ class Runner:
         fired = detector.update(audio, t, speaking)
         for b, s in enumerate(scenarios):
             armed = s.phase != WAITING or s.waited_frames > 0  # detectors are armed after the context
-            if fired[b] and armed and s.condition in ("interrupt+steer", "interrupt+random"):
+            if fired[b] and armed and injection(s.condition) in ("steer", "random"):
                 if not controllers[s.condition].onsets[b]:
                     controllers[s.condition].trigger(b, t)
 
@@ -337,6 +352,11 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None) -> dict[str
     if not records:
         raise RunError(f"no results in {out}; run `zbb run --out {out}` first")
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
-    if caveat is None and str(cfg.get("config", {}).get("model", "")).startswith(("tiny", "mid", "full")):
-        caveat = f"{cfg['config']['model']}: {PIPELINE_CHECK_NOTE}"
+    model_name = str(cfg.get("config", {}).get("model", ""))
+    if caveat is None and model_name.startswith(("tiny", "mid", "full")):
+        caveat = f"{model_name}: {PIPELINE_CHECK_NOTE}"
+    elif caveat is None and "organism" in model_name:
+        from duplex_steer.organism import ORGANISM_NOTE
+
+        caveat = ORGANISM_NOTE
     return write_report(list(records.values()), out, caveat=caveat, extra={"run": cfg})

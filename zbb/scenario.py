@@ -4,7 +4,8 @@ A scenario plays a context prompt ("Tell me about ..."), then waits, watching wh
 and starts the query:
 - `interrupt`: once the model has spoken `interrupt_after_frames` frames after the context ended
   (the query lands while it talks);
-- `no_interrupt`: once the model has been quiet for `quiet_frames` after the context (a normal turn).
+- `no_interrupt`: once the model has been quiet for `quiet_frames` after the context (a normal turn);
+- `buffered`: as `interrupt`, but the query starts with "Um, excuse me," (zbb.build.BUFFER_TEXT).
 Either way the query starts at the latest after `max_wait_frames`; the record says whether the model
 was speaking at the onset. The codec is causal, so when the query is placed the item's waveform is
 re-encoded and the codes of frames already fed do not change.
@@ -23,6 +24,17 @@ from duplex_steer.probes.activity import HOLD_FRAMES
 from duplex_steer.steering.fit import speaking_now
 
 WAITING, QUERY, REPLY, DONE = "waiting", "query", "reply", "done"
+
+
+def split_condition(condition: str) -> tuple[str, str | None]:
+    """'buffered+steer@x' -> ('buffered', 'steer'): the scenario, then what is injected (None: nothing)."""
+    base, _, modifier = condition.split("@", 1)[0].partition("+")
+    return base, modifier or None
+
+
+def interrupts(condition: str) -> bool:
+    """Whether the query lands while the model talks (interrupt and buffered scenarios)."""
+    return split_condition(condition)[0] in ("interrupt", "buffered")
 
 
 @dataclass
@@ -92,7 +104,7 @@ class Scenario:
         self.speaking_now = speaking
         if self.waited_frames >= self.rules.max_wait_frames:
             return True
-        if self.condition.startswith("interrupt"):
+        if interrupts(self.condition):
             return self.spoke_frames >= self.rules.interrupt_after_frames
         return self.quiet_run >= self.rules.quiet_frames
 
