@@ -1,7 +1,7 @@
 """duplex-steer: run, probe and steer full-duplex spoken language models (Moshi, PersonaPlex).
 
     import duplex_steer as ds
-    model = ds.load("tiny")                    # or a kyutai-native / HF folder or repo id
+    model = ds.load("organism")                # the CPU organism; or "tiny", a kyutai-native / HF folder or repo id
     result = ds.converse(model, "user.wav")    # full duplex, frame by frame
 
 The names below are imported on first use, so `import duplex_steer.errors` (and commands that only
@@ -24,6 +24,7 @@ _LAZY = {
     "ConversationPrompt": "duplex_steer.engine.conversation",
     "converse": "duplex_steer.engine.conversation",
     "DuplexSteerError": "duplex_steer.errors",
+    "ORGANISM_NOTE": "duplex_steer.organism",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]

@@ -68,16 +68,27 @@ def default_steering_layer(num_layers: int) -> int:
     return min(num_layers - 1, round(23 / 32 * num_layers))
 
 
+def default_steering(model) -> dict:
+    """Layer, alpha and span to steer `model` with when none are given: the organism's fixed settings,
+    else the paper's (layer 23 of 32 scaled to depth, alpha 5.5, 3 frames)."""
+    from .organism import STEERING_DEFAULTS
+    from .organism.fixtures import is_organism
+
+    if is_organism(model):
+        return dict(STEERING_DEFAULTS)
+    return {"layer": default_steering_layer(model.num_layers), "alpha": 5.5, "span": 3}
+
+
 def cmd_fit_vector(args: argparse.Namespace) -> int:
     """Fit a perception vector on the committed turn-by-turn dialogue set; write it; print the report."""
     from tqdm.auto import tqdm
 
-    from .speech.dialogues import load_dialogues
+    from .organism.fixtures import default_dialogues
     from .steering.fit import ActivityLabeler, AffinityLabeler, fit_perception_vector
 
     model = _load(args)
-    dialogues = load_dialogues()[: args.dialogues] if args.dialogues else load_dialogues()
-    layers = args.layers or [default_steering_layer(model.num_layers)]
+    dialogues = default_dialogues(model)[: args.dialogues] if args.dialogues else default_dialogues(model)
+    layers = args.layers or [default_steering(model)["layer"]]
     if args.split == "affinity":
         labeler = AffinityLabeler(margin=args.margin)
     else:
@@ -107,7 +118,8 @@ def cmd_steer(args: argparse.Namespace) -> int:
     model = _load(args)
     vector = PerceptionVector.load(args.vector)
     layer = args.layer if args.layer is not None else vector.layers[0]
-    steering = Steering(vector, [layer], alpha=args.alpha, span=args.span, schedule=args.schedule)
+    alpha = args.alpha if args.alpha is not None else default_steering(model)["alpha"]
+    steering = Steering(vector, [layer], alpha=alpha, span=args.span, schedule=args.schedule)
     onset_s = args.onset_s
     if args.onset == "oracle":
         if onset_s is None:
@@ -157,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
     p.set_defaults(func=cmd_convert, model=None)
 
-    p = sub.add_parser("fit-vector", help="fit a perception vector on the turn-by-turn dialogue set")
+    p = sub.add_parser("fit-vector", help="fit a perception vector on the turn-by-turn dialogue set "
+                                          "(the organism's own set for the organism)")
     _model_args(p)
     p.add_argument("--out", required=True, help="vector file to write (.safetensors)")
     p.add_argument("--layers", type=int, nargs="+", default=None, help="layers (default: 23/32 of depth)")
@@ -176,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", default="audio_fixtures/interruption_example.ogg")
     p.add_argument("--out", default="runs/steer")
     p.add_argument("--layer", type=int, default=None, help="steering layer (default: the vector's first)")
-    p.add_argument("--alpha", type=float, default=5.5)
+    p.add_argument("--alpha", type=float, default=None, help="strength (default: the model's, see default_steering)")
     p.add_argument("--span", type=int, default=3, help="frames steered after the onset")
     p.add_argument("--schedule", choices=["linear", "constant", "exponential"], default="linear")
     p.add_argument("--onset", choices=["oracle", "energy", "vad"], default="oracle")
@@ -187,10 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_steer)
 
     from .demo import register as register_demo
+    from .organism import register as register_organism
     from .probes.analyze import register as register_analyze
 
     register_analyze(sub)
     register_demo(sub)
+    register_organism(sub)
     return parser
 
 

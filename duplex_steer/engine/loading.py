@@ -3,6 +3,8 @@
 Sources:
 - a preset name (`tiny`, `tiny-personaplex`, `mid`, `full`, `full-personaplex`): random weights from a
   fixed seed, no download; labelled everywhere as a pipeline check;
+- `organism`: the small model trained on CPU on synthesized duplex speech (duplex_steer.organism),
+  committed, no download; any folder `duplex-steer train-organism` wrote loads by its path;
 - a kyutai-native folder or repo id (config.json + model.safetensors + Mimi file + sentencepiece
   model; Moshi with 8 depformer codebooks, PersonaPlex with 16), converted in memory;
 - a HuggingFace-format Moshi folder or repo id (the kmhf/hf-moshiko layout).
@@ -30,6 +32,7 @@ NATIVE_MIMI = "tokenizer-e351c8d8-checkpoint125.safetensors"
 NATIVE_TOKENIZER = "tokenizer_spm_32k_3.model"
 TOOLKIT_META = "duplex_steer.json"
 DEFAULT_SEED = 0
+ORGANISM = "organism"  # the trained CPU organism committed in duplex_steer/organism/weights
 
 
 class LoadError(DuplexSteerError, RuntimeError):
@@ -280,6 +283,10 @@ def load(source: str | os.PathLike[str], device: str | torch.device | None = Non
     name = str(source)
     if name in PRESETS:
         return load_preset(name, dev, dt, seed=seed)
+    if name == ORGANISM:
+        from ..organism.checkpoint import load_organism
+
+        return load_organism(device=dev, dtype=torch.float32 if dtype is None else dt)
     path = Path(name).expanduser()
     if not path.exists():
         if name.count("/") != 1 or name.startswith((".", "/", "~")):
@@ -288,6 +295,10 @@ def load(source: str | os.PathLike[str], device: str | torch.device | None = Non
         path = _download(name, token)
     if not path.is_dir():
         raise LoadError(f"{path} is a file; give the folder that holds the checkpoint")
+    from ..organism.checkpoint import is_organism_folder, load_organism
+
+    if is_organism_folder(path):
+        return load_organism(path, device=dev, dtype=torch.float32 if dtype is None else dt, source=name)
     if is_hf_folder(path):
         return load_hf_folder(path, dev, dt, source=name)
     if is_native_folder(path):

@@ -116,6 +116,7 @@ class DuplexModel(nn.Module):
         self.register_buffer("_delays", torch.tensor(spec.delays, dtype=torch.long), persistent=False)
         self._depth_weights: dict[str, Any] | None = None
         self.current_frames: range = range(0)
+        self.note: str | None = None  # one line every report prints with this model (e.g. the organism's caveat)
 
     # --- structure ------------------------------------------------------------------------------
     @property
@@ -144,7 +145,9 @@ class DuplexModel(nn.Module):
         """One line saying what this model is; random models say they are a pipeline check."""
         kind = "PersonaPlex-style (user heads)" if self.spec.has_user_heads else "Moshi-style"
         text = f"{self.source} ({kind}, {self.num_layers} layers x {self.hidden_size})"
-        return f"{text} - {PIPELINE_CHECK_NOTE}" if self.is_random else text
+        if self.is_random:
+            return f"{text} - {PIPELINE_CHECK_NOTE}"
+        return f"{text} - {self.note}" if self.note else text
 
     def fingerprint(self) -> dict[str, Any]:
         """What a steering vector or probe must match to be applied to this model."""
@@ -270,6 +273,12 @@ class DuplexModel(nn.Module):
         [B, T, dim] once. Logits are re-aligned with `codes`; positions the delays leave without a
         prediction are NaN.
         """
+        return self.teacher_forced(codes)
+
+    def teacher_forced(self, codes: Tensor) -> TeacherForcedOutput:
+        """`forward_codes` with autograd left to the caller (training); weights are read fresh each call."""
+        if torch.is_grad_enabled():
+            self._depth_weights = None  # the cached fused q/k/v copy would be stale after an update
         B, K, T = codes.shape
         if K != self.spec.n_q + 1:
             raise ValueError(f"codes must have {self.spec.n_q + 1} rows (text + {self.spec.n_q} audio), got {K}")

@@ -334,16 +334,18 @@ def load_dialogues(root: str | Path = DIALOGUES_DIR, verify: bool = True) -> lis
 
 
 def build_interruption_example(
-    out_path: str | Path = INTERRUPTION_EXAMPLE, tts: TTS | None = None
+    out_path: str | Path = INTERRUPTION_EXAMPLE, tts: TTS | None = None, question_text: str = EXAMPLE_QUESTION,
+    item_id: str = EXAMPLE_INTERRUPTION_ITEM, interruption_text: str = EXAMPLE_INTERRUPTION,
+    talk_s: float = EXAMPLE_TALK_S, lead_in_s: float = LEAD_IN_S,
 ) -> dict[str, Any]:
-    """Write the demo: question, EXAMPLE_TALK_S of silence, zero-buffer interruption, EXAMPLE_TAIL_S.
+    """Write a demo recording: question, `talk_s` of silence, zero-buffer interruption, EXAMPLE_TAIL_S.
 
     Writes `out_path` (OGG) and a .json beside it with texts and timings; returns that JSON.
     """
     tts = tts or default_tts()
     out_path = Path(out_path)
-    texts = [EXAMPLE_QUESTION, EXAMPLE_INTERRUPTION]
-    wav, (question, interruption) = lay_out_turns(texts, tts, LEAD_IN_S, [EXAMPLE_TALK_S, EXAMPLE_TAIL_S])
+    texts = [question_text, interruption_text]
+    wav, (question, interruption) = lay_out_turns(texts, tts, lead_in_s, [talk_s, EXAMPLE_TAIL_S])
     sha = write_ogg(out_path, wav)
     info = {
         "version": MANIFEST_VERSION,
@@ -357,7 +359,7 @@ def build_interruption_example(
         "n_samples": len(wav),
         "turns": [
             {"role": "question", **question.timing()},
-            {"role": "interruption", "zbb_item": EXAMPLE_INTERRUPTION_ITEM, **interruption.timing()},
+            {"role": "interruption", "zbb_item": item_id, **interruption.timing()},
         ],
         "interruption_onset_s": interruption.timing()["start_s"],
     }

@@ -1,0 +1,53 @@
+"""The CPU model organism: a small Moshi-architecture model trained here on synthesized duplex speech.
+
+- `world`: topics, subjects and facts (from the ZBB item bank plus training-only subjects);
+- `speech`: espeak-ng speech for both sides, encoded once with the mel codec;
+- `episodes`: the conversation generator (monologues, stray words, silent / buffered / zero-buffer
+  questions);
+- `train`: the seeded CPU training command; `checkpoint`: save / load (`duplex_steer.load("organism")`).
+
+A trained organism is a real model of a toy world: it shows mechanisms (listening while talking,
+state inertia, steering) at small scale, never numbers about Moshi or PersonaPlex.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+# Steering settings for the organism, fixed in advance from the CPU prototype (REFERENCE.md section 7:
+# layer 2 of 6, 3 frames, linear decay, alpha 1 x the mean difference), not tuned on ZBB.
+STEERING_DEFAULTS = {"layer": 2, "alpha": 1.0, "span": 3}
+ORGANISM_NOTE = ("organism: a 1.9M-parameter model trained on CPU on a synthetic toy world; it shows mechanisms "
+                 "at small scale, never figures about Moshi or PersonaPlex")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .episodes import EpisodeConfig
+    from .train import TrainConfig, train
+
+    episodes = EpisodeConfig()
+    if args.zero_buffer_rate is not None:
+        episodes.zero_buffer_rate = args.zero_buffer_rate
+    config = TrainConfig(seed=args.seed, threads=args.threads, episodes=episodes)
+    if args.steps is not None:
+        config.steps = args.steps
+    if args.batch_size is not None:
+        config.batch_size = args.batch_size
+    record = train(config, args.out)
+    last = record["history"][-1]
+    print(f"trained in {record['wall_s']:.0f} s (set-up {record['setup_s']:.0f} s); final text loss "
+          f"{last['text']:.3f}, audio loss {last['audio']:.3f}")
+    print(f"wrote {args.out} (load it with duplex_steer.load({args.out!r})); loss curve {args.out}/loss.png")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train-organism", help="train the CPU model organism (about 10 minutes on 2 cores)")
+    p.add_argument("--out", default="runs/organism", help="checkpoint folder to write")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: TrainConfig.steps)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--zero-buffer-rate", type=float, default=None,
+                   help="fraction of episodes with a zero-buffer interruption (default: EpisodeConfig's)")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=cmd_train)

@@ -1,0 +1,105 @@
+"""The organism's checkpoint folder: build, save and load.
+
+A folder holds `config.json` (the kyutai-style architecture + provenance), `model.safetensors` (the
+temporal transformer, depformer and embeddings, float16), `pieces.json` (the word vocabulary),
+`codec.json` + `codec.safetensors` (the mel codec) and `training.json`. The committed default lives
+in `duplex_steer/organism/weights/` and loads with `duplex_steer.load("organism")`; any folder
+written by `duplex-steer train-organism` loads with `duplex_steer.load(FOLDER)`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..engine.mel_codec import MelCodec
+from ..engine.model import DuplexModel
+from ..engine.spec import ModelSpec, tiny_mimi_config
+from ..engine.text import PieceTokenizer
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+FORMAT = "duplex-steer-organism-1"
+_PARTS = ("decoder", "depth_decoder", "embed_tokens")
+
+
+def is_organism_folder(folder: Path) -> bool:
+    cfg = folder / "config.json"
+    try:
+        return cfg.is_file() and json.loads(cfg.read_text()).get("format") == FORMAT
+    except json.JSONDecodeError:
+        return False
+
+
+def _assemble(spec: ModelSpec, codec: MelCodec, tokenizer: PieceTokenizer, seed: int, source: str,
+              checkpoint_id: str) -> DuplexModel:
+    from ..engine.loading import _build_hf, _init_random
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hf = _build_hf(spec, tiny_mimi_config(spec.card, num_quantizers=8), torch.device("cpu"), torch.float32)
+    _init_random(hf.decoder, seed)
+    _init_random(hf.embed_tokens, seed + 1)
+    _init_random(hf.depth_decoder, seed + 2)
+    from . import ORGANISM_NOTE
+
+    model = DuplexModel(hf, spec, codec, tokenizer, source=source, is_random=False, checkpoint_id=checkpoint_id)
+    model.note = ORGANISM_NOTE
+    return model
+
+
+def new_model(world, codec: MelCodec, seed: int = 0) -> DuplexModel:
+    """An untrained organism (seeded init) with the world's vocabulary and the given codec."""
+    from .train import organism_spec
+
+    tok = world.tokenizer()
+    return _assemble(organism_spec(len(tok.pieces)), codec, tok, seed, "organism", f"organism:seed{seed}")
+
+
+def trainable_parameters(model: DuplexModel) -> list[torch.nn.Parameter]:
+    return [p for part in _PARTS for p in getattr(model.hf, part).parameters()]
+
+
+def save_checkpoint(model: DuplexModel, folder: str | Path, training: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {f"{part}.{k}": v.detach().to(torch.float16).contiguous()
+             for part in _PARTS for k, v in getattr(model.hf, part).state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    model.codec.save(folder)
+    model.tokenizer.save(folder / "pieces.json")
+    (folder / "config.json").write_text(json.dumps({
+        "format": FORMAT, "checkpoint_id": model.checkpoint_id, "spec": model.spec.to_kyutai(),
+    }, indent=1))
+    if training is not None:
+        (folder / "training.json").write_text(json.dumps(training, indent=1))
+
+
+def load_organism(folder: str | Path = WEIGHTS_DIR, device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32, source: str | None = None) -> DuplexModel:
+    """Load an organism folder (default: the committed one)."""
+    from safetensors.torch import load_file
+
+    from ..engine.loading import LoadError
+
+    folder = Path(folder)
+    if not is_organism_folder(folder):
+        raise LoadError(f"{folder} is not an organism checkpoint (config.json with format {FORMAT!r}); "
+                        "train one with `duplex-steer train-organism --out DIR`")
+    cfg = json.loads((folder / "config.json").read_text())
+    try:
+        spec = ModelSpec.from_kyutai(cfg["spec"])
+        codec = MelCodec.load(folder)
+        tok = PieceTokenizer.load(folder / "pieces.json")
+        state = load_file(str(folder / "model.safetensors"))
+    except Exception as exc:
+        raise LoadError(f"{folder}: incomplete or corrupt organism checkpoint ({exc}); retrain or re-checkout it") from None
+    model = _assemble(spec, codec, tok, 0, source or "organism", cfg.get("checkpoint_id", "organism"))
+    for part in _PARTS:
+        prefix = part + "."
+        getattr(model.hf, part).load_state_dict(
+            {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    return model.to(device=device, dtype=dtype)
