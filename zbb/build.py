@@ -30,11 +30,9 @@ AUDIO_DIR = ZBB_DIR / "audio"
 MANIFEST_NAME = "manifest.json"
 AUDIO_VERSION = "zbb-audio-1"
 REBUILD_HINT = "rebuild with: python -m zbb.build"
-# The filler a buffered interruption starts with ("buffered" conditions), and the pause after it: the
-# word-by-word TTS's clause gap, so the buffered query sounds as if spoken in one go.
+# The filler a buffered interruption starts with ("buffered" conditions). Each item's buffered query is
+# spoken in one go ("Um, excuse me, Penguins, they ...") and stored as buffered/<id>.ogg.
 BUFFER_TEXT = "Um, excuse me,"
-BUFFER_ID = "buffer"
-BUFFER_GAP_S = 0.2
 
 
 def read_items(items_path: str | Path = ITEMS_PATH) -> list[dict[str, Any]]:
@@ -85,9 +83,12 @@ def build_audio(
     for text in contexts:
         slug = context_slug(text)
         entries.append(_entry("context", slug, text, f"contexts/{slug}.ogg", out_dir, tts))
-    entries.append(_entry("buffer", BUFFER_ID, BUFFER_TEXT, f"{BUFFER_ID}.ogg", out_dir, tts))
+    for item in items:
+        entries.append(_entry("buffered", item["id"], buffered_text(item["text"]), f"buffered/{item['id']}.ogg",
+                              out_dir, tts))
     wanted = {out_dir / e["file"] for e in entries}
-    for stale in [*out_dir.glob("queries/*.ogg"), *out_dir.glob("contexts/*.ogg")]:
+    for stale in [*out_dir.glob("queries/*.ogg"), *out_dir.glob("contexts/*.ogg"), *out_dir.glob("buffered/*.ogg"),
+                  *out_dir.glob("buffer.ogg")]:
         if stale not in wanted:
             stale.unlink()
     manifest = {
@@ -149,12 +150,14 @@ def load_query_audio(audio_dir: str | Path | None, item_id: str) -> np.ndarray:
     return load_audio(_lookup(Path(audio_dir or AUDIO_DIR), "query", item_id))
 
 
+def buffered_text(text: str) -> str:
+    """The buffered form of a query: 'Um, excuse me, Penguins, they live in icy places, right?'."""
+    return f"{BUFFER_TEXT} {text}"
+
+
 def load_buffered_query_audio(audio_dir: str | Path | None, item_id: str) -> np.ndarray:
-    """"Um, excuse me," + a 0.2 s pause + the item's query: the subject no longer starts the interruption."""
-    audio_dir = Path(audio_dir or AUDIO_DIR)
-    buffer = load_audio(_lookup(audio_dir, "buffer", BUFFER_ID))
-    gap = np.zeros(int(round(BUFFER_GAP_S * SAMPLE_RATE)), np.float32)
-    return np.concatenate([buffer, gap, load_query_audio(audio_dir, item_id)])
+    """The item's query spoken after "Um, excuse me,": the subject no longer starts the interruption."""
+    return load_audio(_lookup(Path(audio_dir or AUDIO_DIR), "buffered", item_id))
 
 
 def load_context_audio(audio_dir: str | Path | None, context: str) -> np.ndarray:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zbb.build import BUFFER_TEXT
+
 from ..engine.text import SPECIAL_NAMES, WORD_START, PieceTokenizer
 
 ZBB_ITEMS = Path(__file__).resolve().parents[2] / "zbb" / "items.jsonl"
@@ -42,7 +44,7 @@ MONOLOGUE_TEMPLATES = (
     "there is so much to say about {t}", "{t} can be fun for everyone",
 )
 BACKCHANNELS = ("yeah", "mhm", "okay", "uh huh", "wow", "hmm", "oh")
-BUFFER = "Um, excuse me,"  # what a buffered interruption starts with
+BUFFER = BUFFER_TEXT  # what a buffered interruption starts with (defined once, by the benchmark)
 YES, NO = "yes", "no"
 
 
