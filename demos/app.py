@@ -1,7 +1,7 @@
 """Gradio demo: one user recording, an unsteered and a steered conversation side by side.
 
     from demos.app import launch
-    launch("tiny")                      # http://127.0.0.1:7860, no public link
+    launch("organism")                  # http://127.0.0.1:7860, no public link
 
 Pick a model (any source `duplex_steer.load` accepts), a perception vector (a file, or one fitted
 at start-up on a few dialogues of the committed set), and a recording (a ZBB item spliced after
@@ -35,9 +35,9 @@ from duplex_steer import PIPELINE_CHECK_NOTE, load
 from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio, save_audio
 from duplex_steer.engine.text import SPECIAL_NAMES, WORD_START
 from duplex_steer.errors import DuplexSteerError
+from duplex_steer.organism.fixtures import default_dialogues
 from duplex_steer.probes.activity import Activity, energy_activity, text_activity, turns_activity
 from duplex_steer.probes.affinity import AffinityResult, OnlineAffinity, default_band
-from duplex_steer.speech.dialogues import load_dialogues
 from duplex_steer.steering import (
     SCHEDULES,
     ActivityLabeler,
@@ -51,7 +51,7 @@ from duplex_steer.steering.compare import SteeredComparison, oracle, steer_recor
 log = logging.getLogger("duplex_steer.demo")
 
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
-MODEL_CHOICES = ("tiny", "tiny-personaplex", "mid")
+MODEL_CHOICES = ("organism", "tiny", "tiny-personaplex", "mid")
 DETECTORS = ("oracle", "energy", "vad")
 SOURCE_ZBB, SOURCE_USER = "ZBB item", "Your recording (upload or microphone)"
 DEFAULT_ITEM = "penguins-false"
@@ -183,11 +183,17 @@ def user_recording(path: str | Path | None, limits: DemoLimits = DemoLimits()) -
 
 
 # --- models and vectors -------------------------------------------------------------------------------
-def default_layer(num_layers: int) -> int:
-    """The paper's steering layer 23 of 32, scaled to the model's depth."""
-    from duplex_steer.cli import default_steering_layer
+def default_layer(num_layers: int, model=None) -> int:
+    """The model's default steering layer (`duplex_steer.cli.default_steering`)."""
+    from duplex_steer.cli import default_steering, default_steering_layer
 
-    return default_steering_layer(num_layers)
+    return default_steering(model)["layer"] if model is not None else default_steering_layer(num_layers)
+
+
+def default_alpha(model) -> float:
+    from duplex_steer.cli import default_steering
+
+    return default_steering(model)["alpha"]
 
 
 class DemoState:
@@ -221,7 +227,7 @@ class DemoState:
         """A quick vector fitted on the first dialogues of the committed set (cached per model and layer)."""
         key = (model.fingerprint()["checkpoint"], int(layer))
         if key not in self.vectors:
-            dialogues = load_dialogues()[: self.fit_dialogues]
+            dialogues = default_dialogues(model)[: self.fit_dialogues]
             labeler = ActivityLabeler(require_model_silence=not model.is_random)
 
             def report(done: int, total: int) -> None:
@@ -372,12 +378,12 @@ def model_banner(model, vector_desc: str | None = None) -> str:
     return "<div class='ds-banner'>" + "<br>".join(lines) + "</div>"
 
 
-def build_app(model_source: str = "tiny", vector: str | Path | None = None, *, device: str | None = None,
+def build_app(model_source: str = "organism", vector: str | Path | None = None, *, device: str | None = None,
               dtype: Any = None, limits: DemoLimits = DemoLimits(), fit_dialogues: int = 4) -> gr.Blocks:
     """The demo page. Loads `model_source` now; with no `vector`, fits the default one now (cached)."""
     state = DemoState(device=device, fit_dialogues=fit_dialogues, limits=limits, dtype=dtype)
     model = state.model(model_source)
-    layer0 = default_layer(model.num_layers)
+    layer0 = default_layer(model.num_layers, model)
     if vector is not None:
         vec = PerceptionVector.load(vector)
         vec.check_compatible(model)
@@ -416,7 +422,7 @@ def build_app(model_source: str = "tiny", vector: str | Path | None = None, *, d
                 user_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", visible=False,
                                       label=f"Your recording (at most {limits.max_seconds:g} s, "
                                             f"{limits.max_upload_mb:g} MB)")
-                interruption = gr.Slider(0.0, 30.0, value=4.0, step=FRAME_S, label="Interruption time (s)",
+                interruption = gr.Slider(0.0, 30.0, value=3.2, step=FRAME_S, label="Interruption time (s)",
                                          info="ZBB: when the query starts; your recording: the oracle onset")
                 reply = gr.Slider(0.5, 15.0, value=4.0, step=0.5, label="Reply window (s)",
                                   info="ZBB: silence after the query, while the model answers")
@@ -424,7 +430,7 @@ def build_app(model_source: str = "tiny", vector: str | Path | None = None, *, d
                 gr.Markdown("### Steering")
                 layer = gr.Slider(0, model.num_layers - 1, value=layer0, step=1, label="Layer",
                                   info="where the vector is added (the vector must have this layer)")
-                alpha = gr.Slider(0.0, 20.0, value=5.5, step=0.1, label="Alpha (strength)")
+                alpha = gr.Slider(0.0, 20.0, value=default_alpha(model), step=0.1, label="Alpha (strength)")
                 span = gr.Slider(1, 25, value=3, step=1, label="Span (frames of 80 ms)")
                 schedule = gr.Dropdown(sorted(SCHEDULES), value="linear", label="Schedule",
                                        info="weight over the span: linear 1 -> 1/span, constant, exponential")
@@ -471,7 +477,7 @@ def build_app(model_source: str = "tiny", vector: str | Path | None = None, *, d
             try:
                 with state.lock:
                     m = state.model(source_name, say)
-                    lay = default_layer(m.num_layers)
+                    lay = default_layer(m.num_layers, m)
                     desc = None
                     if not (path_text or "").strip():
                         _, desc = state.fitted_vector(m, lay, say)
@@ -581,7 +587,7 @@ def _run(state: DemoState, source_name, vec_path, vec_upload, src, item_id, audi
             str(audio[0]), texts[0], str(t0), str(h0), str(audio[1]), texts[1], str(t1), str(h1), str(json_path)]
 
 
-def launch(model_source: str = "tiny", vector: str | Path | None = None, *, host: str = "127.0.0.1",
+def launch(model_source: str = "organism", vector: str | Path | None = None, *, host: str = "127.0.0.1",
            port: int | None = None, share: bool = False, device: str | None = None, dtype: Any = None,
            limits: DemoLimits = DemoLimits(), fit_dialogues: int = 4, prevent_thread_lock: bool = False,
            quiet: bool = False) -> gr.Blocks:

@@ -76,7 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the `demo` subcommand to the `duplex-steer` parser."""
     p = subparsers.add_parser("demo", help="interactive web demo: unsteered vs steered on one recording")
-    p.add_argument("--model", default="tiny", help="preset name, local folder or hub repo id (default: tiny)")
+    p.add_argument("--model", default="organism", help="preset name, local folder or hub repo id (default: organism)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help="weights dtype")
     p.add_argument("--vector", default=None,

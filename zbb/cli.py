@@ -241,15 +241,16 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
                              "transformers speech-recognition folder or a cached hub id (see docs/zbb.md)")
 
 
-DEFAULT_MODEL = "tiny"
-ALL_CONDITIONS = ["no_interrupt", "interrupt", "interrupt+steer", "interrupt+random", "interrupt+mistimed"]
+DEFAULT_MODEL = "organism"
+ALL_CONDITIONS = ["no_interrupt", "interrupt", "interrupt+steer", "interrupt+random", "interrupt+mistimed",
+                  "buffered", "buffered+steer", "no_interrupt+steer"]
 
 
 def _cmd_main(args: argparse.Namespace) -> int:
     """The README's main job: fit a vector on the dialogue set, run every condition, write the report."""
     import duplex_steer
-    from duplex_steer.cli import default_steering_layer
-    from duplex_steer.speech.dialogues import load_dialogues
+    from duplex_steer.cli import default_steering
+    from duplex_steer.organism.fixtures import default_dialogues, is_organism
     from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
     from zbb.runner import RunConfig, merge_and_report, run
 
@@ -257,21 +258,25 @@ def _cmd_main(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = duplex_steer.load(args.model)
     print(f"model: {model.label}")
+    steer = default_steering(model)
     vector_path = out / "perception_vector.safetensors"
     if not vector_path.is_file():
         print("fitting the perception vector on the turn-by-turn dialogue set (not the benchmark's items)")
         labeler = ActivityLabeler(require_model_silence=not model.is_random)
-        vector, report = fit_perception_vector(model, load_dialogues(), [default_steering_layer(model.num_layers)],
-                                               labeler, batch_size=8)
+        vector, report = fit_perception_vector(model, default_dialogues(model), [steer["layer"]], labeler,
+                                               batch_size=8)
         vector.save(vector_path)
         print(report.to_text())
     config = RunConfig(model=args.model, conditions=ALL_CONDITIONS, vector=str(vector_path), batch_size=args.batch_size,
-                       limit=args.limit, seed=args.seed)
+                       limit=args.limit, seed=args.seed, alpha=steer["alpha"], span=steer["span"],
+                       repetitions=args.repetitions)
     run(config, out, model=model)
     merge_and_report(out)
     print((out / "report.md").read_text(encoding="utf-8"), end="")
     if model.is_random:
         print(f"NOTE: {duplex_steer.PIPELINE_CHECK_NOTE}.")
+    elif is_organism(model):
+        print(f"NOTE: {duplex_steer.ORGANISM_NOTE}.")
     print(f"report: {out / 'report.md'} (+ report.png, items.csv, results.jsonl)")
     print("On a GPU with real weights: zbb run --model kyutai/moshiko-pytorch-bf16 --vector VEC --out runs/moshi")
     return 0
@@ -281,8 +286,9 @@ def _add_main(subparsers: Any) -> None:
     parser = subparsers.add_parser("main", help="end to end: fit a vector, run all conditions, write the report")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL} (embedded, no download)")
     parser.add_argument("--out", default="runs/zbb-main")
-    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
+    parser.add_argument("--repetitions", type=int, default=1, help="sampled runs per item and condition")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=_cmd_main)
 

@@ -46,7 +46,7 @@ class EpisodeConfig:
     quiet_frames: tuple[int, int] = (3, 18)  # pause before a silent question
     interrupt_after: tuple[int, int] = (6, 40)  # monologue frames spoken before an interruption
     zbb_subject_rate: float = 0.6  # questions about a ZBB subject (the rest: training-only subjects)
-    variants: int = 4  # acoustic variants of every user utterance
+    variants: int = 1  # acoustic variants of every user utterance (1: the benchmark rendering only)
 
     def kind_probabilities(self) -> dict[str, float]:
         p = {"zero_buffer": self.zero_buffer_rate, "buffered": self.buffered_rate, "retopic": self.retopic_rate,
