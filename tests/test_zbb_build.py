@@ -47,7 +47,8 @@ def test_every_file_starts_speaking_within_10ms(manifest: dict) -> None:
 
 
 def test_audio_folder_stays_small() -> None:
-    assert sum(p.stat().st_size for p in build.AUDIO_DIR.rglob("*") if p.is_file()) < 2_100_000
+    # queries, contexts and buffered queries (each "Um, excuse me," + query in one go): about 4.1 MB
+    assert sum(p.stat().st_size for p in build.AUDIO_DIR.rglob("*") if p.is_file()) < 4_500_000
 
 
 def test_load_query_and_context_audio() -> None:

@@ -1,0 +1,193 @@
+"""The organism: its world, the conversation generator, the committed checkpoint, training."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from duplex_steer.audio import FRAME_SAMPLES
+from duplex_steer.engine.text import PAD
+from duplex_steer.organism.world import EXTRA_FACTS, MONOLOGUE_TEMPLATES, World
+from zbb import load_items
+from zbb.scoring import stance
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not on PATH")
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World.load()
+
+
+def test_world_covers_zbb_and_keeps_extra_subjects_apart(world: World) -> None:
+    items = load_items()
+    for it in items:
+        fact = world.fact(it["subject"], it["description"])
+        assert fact.truth == it["truth"] and fact.in_zbb
+        assert fact.question == it["text"]
+    aliases = {a for it in items for a in it["aliases"]}
+    assert not set(EXTRA_FACTS) & aliases
+    tok = world.tokenizer()
+    for word in ["yes", "no", *world.zbb_subjects, *world.extra_subjects]:
+        assert tok.encode(word) and tok.id_to_piece(tok.encode(word)[0]) == "\u2581" + word
+
+
+def test_monologues_hold_no_yes_no_cue(world: World) -> None:
+    for template in MONOLOGUE_TEMPLATES:
+        assert stance(template.format(t="music")) is None, template
+
+
+@pytest.fixture(scope="module")
+def generator(world: World):
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not on PATH")
+    from duplex_steer.engine.mel_codec import MelCodec
+    from duplex_steer.organism.episodes import EpisodeConfig, EpisodeGenerator
+    from duplex_steer.organism.speech import SpeechBank
+
+    bank = SpeechBank()
+    waves = [bank.user_audio(f"Tell me about {t}.")[0] for t in world.topics[:4]]
+    waves += [bank.model_word_audio(w) for w in world.model_words[:20]]
+    bank.codec = MelCodec.fit(waves, card=16, iters=5)
+    config = EpisodeConfig(zero_buffer_rate=0.2, buffered_rate=0.3)
+    return EpisodeGenerator(world, bank, config, seed=0)
+
+
+@needs_espeak
+def test_episodes_follow_the_rules(generator, world: World) -> None:
+    tok = world.tokenizer()
+    episodes = [generator.episode() for _ in range(40)]
+    kinds = {e.kind for e in episodes}
+    assert {"silent", "buffered", "zero_buffer"} <= kinds
+    for ep in episodes:
+        assert ep.codes.shape == (17, generator.config.frames)
+        for ev in ep.events:
+            if ev["what"] in ("buffered", "zero_buffer"):  # interruptions: training-only subjects only
+                assert not ev["in_zbb"]
+            if ev["what"] in ("silent", "buffered", "zero_buffer"):
+                words = [tok.id_to_piece(int(t))[1:] for t in ep.codes[0, ev["end"] :] if int(t) != PAD]
+                assert words[:2] == ["yes" if ev["truth"] else "no", ev["subject"]]
+            if ev["what"] in ("buffered", "zero_buffer"):  # the model is quiet from its stop frame on
+                stop = ev["model_stopped"]
+                assert (ep.codes[0, stop : ev["end"]] == PAD).all()
+
+
+@needs_espeak
+def test_episode_codes_equal_encoding_the_rendered_user_audio(generator) -> None:
+    """Per-utterance code assembly gives what the codec gives on the whole user waveform."""
+    ep = generator.episode("buffered")
+    bank = generator.bank
+    wav = np.zeros(generator.config.frames * FRAME_SAMPLES, np.float32)
+    for ev in ep.events:
+        audio, _ = bank.user_audio(ev["text"])
+        at = ev["start"] * FRAME_SAMPLES
+        wav[at : at + len(audio)] = audio[: len(wav) - at]
+    assert torch.equal(bank.codec.encode(wav[None])[0], ep.codes[9:])
+
+
+def test_zero_buffer_rate_zero_means_none(generator) -> None:
+    from dataclasses import replace
+
+    from duplex_steer.organism.episodes import EpisodeGenerator
+
+    gen = EpisodeGenerator(generator.world, generator.bank, replace(generator.config, zero_buffer_rate=0.0), seed=1)
+    assert all(gen.episode().kind != "zero_buffer" for _ in range(60))
+
+
+@pytest.fixture(scope="module")
+def organism():
+    from duplex_steer import load
+
+    return load("organism")
+
+
+def test_committed_organism_loads_offline_and_says_what_it_is(organism) -> None:
+    assert organism.source == "organism" and not organism.is_random
+    assert "toy world" in organism.label
+    assert organism.codec.num_codebooks == 8 and organism.codec.frame_samples == FRAME_SAMPLES
+    assert sum(p.numel() for p in organism.hf.decoder.parameters()) > 1e6
+
+
+def test_organism_talks_after_tell_me_about(organism) -> None:
+    """Greedy, the trained organism answers a ZBB context prompt with words of its topic."""
+    from duplex_steer.engine.conversation import converse
+    from zbb.build import load_context_audio
+
+    wav = np.concatenate([load_context_audio(None, "Tell me about music."), np.zeros(24_000 * 4, np.float32)])
+    result = converse(organism, [wav], greedy=True, seed=0, decode_audio=False)
+    assert "music" in result.texts[0].split()
+
+
+def test_training_lowers_the_loss(world: World) -> None:
+    """A few steps on a fixed batch of the real objective lower it (the training loop's machinery)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not on PATH")
+    from duplex_steer.organism.checkpoint import new_model, trainable_parameters
+    from duplex_steer.organism.train import loss_terms
+
+    organism_codec = __import__("duplex_steer").load("organism").codec
+    from duplex_steer.organism.episodes import EpisodeConfig, EpisodeGenerator
+    from duplex_steer.organism.speech import SpeechBank
+
+    bank = SpeechBank(codec=organism_codec)
+    gen = EpisodeGenerator(world, bank, EpisodeConfig(frames=96, monologue_frames=(20, 30)), seed=0)
+    codes = gen.batch(2)
+    torch.manual_seed(0)
+    model = new_model(world, organism_codec, seed=0)
+    params = trainable_parameters(model)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=3e-3)
+    losses = []
+    for _ in range(6):
+        text, audio = loss_terms(model, codes)
+        opt.zero_grad()
+        (text + audio).backward()
+        opt.step()
+        losses.append(float((text + audio).detach()))
+    assert losses[-1] < 0.7 * losses[0]
+    with torch.no_grad():  # the no-grad path agrees with the training path after updates
+        model._depth_weights = None
+        a = model.forward_codes(codes).text_logits
+        b = model.teacher_forced(codes).text_logits
+    assert torch.allclose(a, b)
+
+
+def test_main_job_runs_on_the_organism_by_default(tmp_path) -> None:
+    """`zbb main` (the README's main job) defaults to the organism: every condition, its caveat, its vector."""
+    import json
+
+    from zbb.cli import ALL_CONDITIONS, main
+
+    assert main(["main", "--limit", "2", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["conditions"]) == set(ALL_CONDITIONS)
+    assert "toy world" in (tmp_path / "report.md").read_text()
+    config = json.loads((tmp_path / "config.json").read_text())["config"]
+    assert config["model"] == "organism" and config["alpha"] == 1.0 and config["span"] == 3
+    from duplex_steer.steering import PerceptionVector
+
+    assert PerceptionVector.load(tmp_path / "perception_vector.safetensors").layers == [2]
+
+
+def test_example_interruption_missed_then_caught(organism) -> None:
+    """The committed recording: unsteered, the organism rarely names the subject; steered, it does."""
+    import json
+
+    from duplex_steer.organism.fixtures import ORGANISM_EXAMPLE, load_organism_dialogues
+    from duplex_steer.steering import Steering
+    from duplex_steer.steering.compare import oracle, steer_recording
+    from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
+
+    vector, _ = fit_perception_vector(organism, load_organism_dialogues()[:6], [2], ActivityLabeler(), batch_size=6)
+    onset = json.loads(ORGANISM_EXAMPLE.with_suffix(".json").read_text())["interruption_onset_s"]
+    heard = {"unsteered": 0, "steered": 0}
+    for seed in range(3):
+        cmp = steer_recording(organism, str(ORGANISM_EXAMPLE), Steering(vector, [2], alpha=1.0, span=3),
+                              oracle(onset), seed=seed)
+        heard["unsteered"] += "penguins" in cmp.result.texts[0].split()
+        heard["steered"] += "penguins" in cmp.result.texts[1].split()
+    assert heard["steered"] >= 2 and heard["unsteered"] <= 1, heard
