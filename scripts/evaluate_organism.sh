@@ -14,6 +14,6 @@ $BIN/zbb main --out "$OUT/zbb-seed0"
 [ -f runs/organism-seed1/model.safetensors ] || $BIN/duplex-steer train-organism --seed 1 --out runs/organism-seed1
 $BIN/zbb main --model runs/organism-seed1 --out "$OUT/zbb-seed1"
 # 3. affinities (heatmaps, timeline) on an interruption and state inertia on 50 paired ZBB scenarios
-$BIN/duplex-steer analyze --model organism --audio audio_fixtures/organism_interruption.ogg --pairs 50 \
+$BIN/duplex-steer analyze --model organism --audio audio_fixtures/organism_interruption.flac --pairs 50 \
     --out "$OUT/analyze-seed0"
 echo "reports: $OUT/zbb-seed0/report.md $OUT/zbb-seed1/report.md $OUT/analyze-seed0/"
