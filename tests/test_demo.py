@@ -232,7 +232,7 @@ def test_cli_demo_defaults_are_safe_and_a_busy_port_is_one_line():
     from duplex_steer.cli import build_parser, main
 
     args = build_parser().parse_args(["demo"])
-    assert (args.host, args.share, args.model, args.vector) == ("127.0.0.1", False, "tiny", None)
+    assert (args.host, args.share, args.model, args.vector) == ("127.0.0.1", False, "organism", None)
     assert args.max_upload_mb == 20 and args.max_seconds == 60
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -165,7 +165,7 @@ def test_page_runs_a_zbb_item_and_shows_both_outputs(url, browser, tmp_path_fact
                              "&& s['heatmap_' + n]) ? s : null; })()", 30, "both players and all four plots")
 
     assert state["message"].startswith("Done"), state["message"]
-    assert "frame 50 (4.00 s)" in state["message"]  # the default interruption time, oracle onset
+    assert "frame 40 (3.20 s)" in state["message"]  # the default interruption time, oracle onset
     sizes = []
     for name in ("unsteered", "steered"):
         assert state[f"waveform_{name}"], f"no {name} waveform player"
@@ -174,7 +174,7 @@ def test_page_runs_a_zbb_item_and_shows_both_outputs(url, browser, tmp_path_fact
         assert (status, magic) == (200, "RIFF") and size > 100_000
         sizes.append(size)
         assert state[f"timeline_{name}"][1] >= 600 and state[f"heatmap_{name}"][1] >= 600
-        assert "onset 4.00 s" in state[f"text_{name}"]
+        assert "onset 3.20 s" in state[f"text_{name}"]
     assert sizes[0] == sizes[1]  # both outputs have the input's length
     assert "steered frames" in state["text_steered"]
     assert PIPELINE_CHECK_NOTE in state["page"]
