@@ -68,18 +68,7 @@ class SpeechBank:
     def user_audio(self, text: str, round_trip: bool = True) -> tuple[np.ndarray, list[int]]:
         """The user's waveform for `text` (identical to `default_tts().synthesize`, OGG round-tripped)
         and the sample where each word starts."""
-        tts, pieces, starts, pos = self.user_tts, [], [], 0
-        words = text.split()
-        for i, word in enumerate(words):
-            audio = self.word_audio(word, "user")
-            starts.append(pos)
-            pieces.append(audio)
-            pos += len(audio)
-            if i < len(words) - 1:
-                gap = tts.clause_gap_s if word[-1] in ",;:.!?" else tts.word_gap_s
-                pieces.append(np.zeros(int(round(gap * SAMPLE_RATE)), np.float32))
-                pos += len(pieces[-1])
-        wav = np.concatenate(pieces)
+        wav, starts = self.user_tts.join_words(text, lambda word: self.word_audio(word, "user"))
         return (ogg_round_trip(wav) if round_trip else wav), starts
 
     def model_word_audio(self, word: str) -> np.ndarray:

@@ -11,7 +11,6 @@ plus the mean cross-entropy over its 8 audio codebooks. Writes the checkpoint fo
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -160,7 +159,3 @@ def plot_loss(history: list[dict[str, float]], path: Path, title: str = "") -> N
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def save_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1))

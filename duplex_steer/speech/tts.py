@@ -152,13 +152,24 @@ class EspeakTTS:
             raise TTSError("nothing to synthesize: the text is empty")
         if not self.word_by_word:
             return trim_silence(self._run(" ".join(words)))
+        return self.join_words(text, lambda word: trim_silence(self._run(word)))[0]
+
+    def join_words(self, text: str, speak_word: Callable[[str], np.ndarray]) -> tuple[np.ndarray, list[int]]:
+        """The word-by-word rendering of `text` from `speak_word(word)` (trimmed audio of one word, e.g.
+        cached), joined with this voice's gaps; returns (audio, the sample where each word starts)."""
         pieces: list[np.ndarray] = []
+        starts: list[int] = []
+        pos = 0
+        words = text.split()
         for i, word in enumerate(words):
-            pieces.append(trim_silence(self._run(word)))
+            starts.append(pos)
+            pieces.append(speak_word(word))
+            pos += len(pieces[-1])
             if i < len(words) - 1:
                 gap = self.clause_gap_s if _CLAUSE_END.search(word) else self.word_gap_s
                 pieces.append(np.zeros(int(round(gap * SAMPLE_RATE)), dtype=np.float32))
-        return np.concatenate(pieces)
+                pos += len(pieces[-1])
+        return np.concatenate(pieces), starts
 
 
 def tts_settings(tts: TTS) -> dict[str, Any]:
