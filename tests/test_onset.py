@@ -8,6 +8,8 @@ import pytest
 from duplex_steer.audio import FRAME_SAMPLES
 from duplex_steer.speech.dialogues import load_interruption_example
 from duplex_steer.steering.onset import (
+    CAUSAL_DETECTORS,
+    ONLY_WHILE_MODEL_SPEAKS,
     EnergyOnset,
     FalseTriggers,
     OnsetError,
@@ -70,3 +72,16 @@ def test_bad_shapes_and_names():
         EnergyOnset().update(np.zeros((1, 100)), 0)
     with pytest.raises(OnsetError, match="unknown onset detector"):
         make_detector("psychic")
+
+
+def test_causal_detectors_fire_only_while_the_model_speaks_by_default():
+    levels = [0.001] * 5 + [0.2] * 3
+    frames = _frames(levels)
+    for name in CAUSAL_DETECTORS:
+        assert make_detector(name).only_while_model_speaks is ONLY_WHILE_MODEL_SPEAKS is True
+    assert _run(make_detector("energy"), frames, speaking=np.array([False])) == []
+    assert _run(make_detector("energy"), frames, speaking=np.array([True])) == [5]
+    assert _run(make_detector("energy", only_while_model_speaks=False), frames, speaking=np.array([False])) == [5]
+    # the oracle and the false-trigger study are not gated: they fire where they are told
+    assert _run(OracleOnset(frames=[6]), frames, speaking=np.array([False])) == [6]
+    assert not FalseTriggers().only_while_model_speaks

@@ -2,8 +2,10 @@
 
 Each detector is batch-native: `update(audio [B, 1920], frame, model_speaking [B])` -> [B] bool,
 True where an onset is declared at this frame. Shared options: trigger only while the model is
-speaking, and a refractory period after each onset. `FalseTriggers` fires at random frames at a
-chosen rate, for the robustness study.
+speaking, and a refractory period after each onset. The causal detectors (energy, VAD) fire only
+while the model speaks by default (`ONLY_WHILE_MODEL_SPEAKS`), in the CLI, ZBB and the demo alike;
+`model_speaking=None` counts as speaking. `FalseTriggers` fires at random frames at a chosen rate,
+for the robustness study.
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ from ..audio import FRAME_SAMPLES, SAMPLE_RATE
 from ..errors import DuplexSteerError
 
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
+
+ONLY_WHILE_MODEL_SPEAKS = True
+"""Default for the causal detectors: an interruption is the user speaking over the model, so sound
+while the model is silent (the user's first turn, a reply to its question) is not one. The callers
+pass "is the model speaking" per frame (the model's text stream, `probes.activity`)."""
+CAUSAL_DETECTORS = ("energy", "vad")
 
 
 class OnsetError(DuplexSteerError, ValueError):
@@ -75,6 +83,7 @@ class EnergyOnset(OnsetDetector):
     off_ratio * floor for `off_frames` frames. The floor follows quiet frames (exponential average).
     """
 
+    only_while_model_speaks: bool = ONLY_WHILE_MODEL_SPEAKS
     on_ratio: float = 6.0
     off_ratio: float = 3.0
     min_rms: float = 0.01
@@ -110,6 +119,7 @@ class EnergyOnset(OnsetDetector):
 class SileroVADOnset(OnsetDetector):
     """Silero VAD (the `silero-vad` package's bundled model, no download) with hysteresis."""
 
+    only_while_model_speaks: bool = ONLY_WHILE_MODEL_SPEAKS
     threshold: float = 0.5
     off_threshold: float = 0.35
     off_frames: int = 4
