@@ -116,3 +116,23 @@ def test_noise_groups_share_sampling_noise(tiny):
     rec = tiny.session(batch_size=3, seed=4, noise_groups=[0, 0, 1]).run(codes)
     assert torch.equal(rec.text[0], rec.text[1]) and torch.equal(rec.audio[0], rec.audio[1])
     assert not torch.equal(rec.audio[0], rec.audio[2])
+
+
+def test_keyed_noise_makes_a_rows_samples_independent_of_its_batch(tiny):
+    codes = _codes(8, 3, 14)
+    together = tiny.session(batch_size=3, noise_keys=[11, 22, 33]).run(codes)
+    reordered = tiny.session(batch_size=2, noise_keys=[33, 22]).run(codes[[2, 1]])
+    alone = tiny.session(batch_size=1, noise_keys=[22]).run(codes[1:2])
+    for other, row in ((reordered, 1), (alone, 0)):
+        assert torch.equal(other.text[row], together.text[1]) and torch.equal(other.audio[row], together.audio[1])
+    assert torch.equal(reordered.audio[0], together.audio[2])
+    shared = tiny.session(batch_size=2, noise_keys=[5, 5]).run(codes[[0, 0]])
+    assert torch.equal(shared.audio[0], shared.audio[1])
+    assert not torch.equal(shared.audio[0], tiny.session(batch_size=1, noise_keys=[6]).run(codes[:1]).audio[0])
+
+
+def test_keyed_noise_needs_one_key_per_row_and_no_groups(tiny):
+    with pytest.raises(SessionInputError, match="noise_keys has 1 entries for batch size 2"):
+        tiny.session(batch_size=2, noise_keys=[1])
+    with pytest.raises(SessionInputError, match="not both"):
+        tiny.session(batch_size=2, noise_keys=[1, 2], noise_groups=[0, 1])

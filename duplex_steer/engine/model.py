@@ -9,6 +9,7 @@ copies per-codebook weights, and it is what the per-frame step spends most of it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -301,12 +302,15 @@ class DuplexModel(nn.Module):
         return self.forward_codes(codes)
 
     def session(self, batch_size: int = 1, greedy: bool = False, seed: int | None = None,
-                noise_groups: list[int] | None = None, **sampling: Any) -> DuplexSession:
+                noise_groups: list[int] | None = None, noise_keys: Sequence[int] | None = None,
+                **sampling: Any) -> DuplexSession:
         """A fresh streaming conversation state for `batch_size` independent conversations.
 
         Items with the same `noise_groups` id share their sampling noise (paired comparisons).
+        `noise_keys` (one int per item, `engine.noise.key_for`) instead keys each item's noise to
+        itself: an item draws the same samples in any batch, and equal keys share noise.
         """
         from .session import DuplexSession, SamplingConfig
 
         return DuplexSession(self, batch_size=batch_size, sampling=SamplingConfig(greedy=greedy, **sampling),
-                             seed=seed, noise_groups=noise_groups)
+                             seed=seed, noise_groups=noise_groups, noise_keys=noise_keys)

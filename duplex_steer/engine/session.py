@@ -12,6 +12,7 @@ Past `context` frames, attention covers the last `context` frames (the reference
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from ..errors import DuplexSteerError
 from .model import FrameKVCache
+from .noise import KeyedNoise
 
 if TYPE_CHECKING:
     from .model import DuplexModel
@@ -44,17 +46,22 @@ class Frame(NamedTuple):
 
 
 def sample_token(logits: Tensor, greedy: bool, temperature: float, top_k: int,
-                 generator: torch.Generator | None = None, groups: Tensor | None = None) -> Tensor:
+                 generator: torch.Generator | None = None, groups: Tensor | None = None,
+                 race: Tensor | None = None) -> Tensor:
     """[N, V] logits -> [N] tokens. Top-k then a categorical draw (exponential race, as the reference).
 
     `groups` [N] (ids 0..G-1) makes rows of one group share their random draws (common random
     numbers), so a steered and an unsteered copy of a conversation differ only by the steering.
+    `race` [N, >= top_k] gives the exponential variates per top-k rank instead (keyed noise,
+    `engine.noise`); then neither `generator` nor `groups` is used.
     """
     if greedy or temperature <= 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     top_p, top_i = torch.topk(probs, min(top_k, probs.shape[-1]), dim=-1)
-    if groups is None:
+    if race is not None:
+        race = race[:, : top_p.shape[1]].to(top_p.dtype)
+    elif groups is None:
         race = torch.empty_like(top_p).exponential_(1.0, generator=generator)
     else:
         race = torch.empty((int(groups.max()) + 1, top_p.shape[1]), device=top_p.device,
@@ -70,7 +77,8 @@ class DuplexSession:
     """Streaming state for `batch_size` independent conversations stepped in lockstep."""
 
     def __init__(self, model: DuplexModel, batch_size: int = 1, sampling: SamplingConfig | None = None,
-                 seed: int | None = None, noise_groups: list[int] | None = None):
+                 seed: int | None = None, noise_groups: list[int] | None = None,
+                 noise_keys: Sequence[int] | None = None):
         if batch_size < 1:
             raise SessionInputError(f"batch_size must be >= 1, got {batch_size}")
         spec = model.spec
@@ -98,6 +106,7 @@ class DuplexSession:
                 raise SessionInputError(f"noise_groups has {len(noise_groups)} entries for batch size {batch_size}")
             _, ids = torch.unique(torch.tensor(noise_groups), return_inverse=True)
             self.noise_groups = ids.to(dev)
+        self.noise = self._keyed_noise(noise_keys, noise_groups, dev)
         # What the last step computed, for lenses and probes: the final-normed output [B, dim], the
         # text logits, and the tokens it sampled in the delayed layout (text and codebook 0 belong
         # to frame t + 1, codebooks 1-7 to frame t).
@@ -105,6 +114,24 @@ class DuplexSession:
         self.last_text_logits: Tensor | None = None
         self.last_sampled_text: Tensor | None = None
         self.last_sampled_audio: Tensor | None = None
+
+    def _keyed_noise(self, keys: Sequence[int] | None, groups: list[int] | None, dev) -> KeyedNoise | None:
+        """Per-row keyed noise (see `engine.noise`): a row draws the same whatever batch it is in."""
+        if keys is None:
+            return None
+        if groups is not None:
+            raise SessionInputError("give noise_keys or noise_groups, not both (equal keys already share noise)")
+        if len(keys) != self.batch_size:
+            raise SessionInputError(f"noise_keys has {len(keys)} entries for batch size {self.batch_size}")
+        return KeyedNoise(keys, dev)
+
+    def _step_race(self, t: int, vocab: int) -> Tensor | None:
+        """This step's keyed exponential variates [B, 1 + codebooks, width], or None (generator noise, greedy)."""
+        s = self.sampling
+        if self.noise is None or s.greedy:
+            return None
+        width = min(max(s.text_top_k, s.audio_top_k), vocab)
+        return self.noise.race(t, 1 + self.spec.num_audio_codebooks, width)
 
     # --- validation -------------------------------------------------------------------------------
     def _codes(self, codes: Tensor | None, name: str, width: int | None) -> Tensor | None:
@@ -159,14 +186,16 @@ class DuplexSession:
         self.last_hidden, self.last_text_logits = normed, logits
 
         s = self.sampling
-        text_tok = sample_token(logits, s.greedy, s.text_temperature, s.text_top_k, self.generator, self.noise_groups)
+        race = self._step_race(t, max(logits.shape[-1], spec.card))
+        text_tok = sample_token(logits, s.greedy, s.text_temperature, s.text_top_k, self.generator, self.noise_groups,
+                                None if race is None else race[:, 0])
         if forced_text is not None:
             text_tok = torch.where(forced_text >= 0, forced_text, text_tok)
         kv: list[list[Tensor]] = [[] for _ in range(spec.depformer_num_layers)]
         prev, codes = text_tok, []
         for k in range(A):
             tok = sample_token(model.depth_step(k, normed, prev, kv), s.greedy, s.audio_temperature,
-                               s.audio_top_k, self.generator, self.noise_groups)
+                               s.audio_top_k, self.generator, self.noise_groups, None if race is None else race[:, 1 + k])
             force = forced_audio if spec.delays[k + 1] == 0 else self._pending_audio
             if force is not None:
                 tok = torch.where(force[:, k] >= 0, force[:, k], tok)
