@@ -53,8 +53,11 @@ def test_records_steering_and_fdb_metrics(imported):
     recs = {r["condition"]: r for r in read_results(out / "results.jsonl")}
     assert set(recs) == {"interrupt", "interrupt+steer"}
     steer = recs["interrupt+steer"]
-    assert steer["onset_frame"] == int(10.530666666666667 * 12.5) == 131  # the interruption's first frame
-    assert steer["steered_frames"] == [131, 132, 133] and recs["interrupt"]["steered_frames"] == []
+    # interrupt.json says 10.53 s (frame 131), the recording is silent until 11.10 s: the oracle is snapped
+    assert steer["onset_frame"] == 138 and steer["snapped_onset_s"] == pytest.approx(11.10, abs=0.02)
+    assert steer["interrupt_start_s"] == 10.530666666666667 and steer["oracle_onset"]["annotated_frame"] == 131
+    assert steer["oracle_onset"]["found"] and steer["oracle_onset"]["frame"] == 138
+    assert steer["steered_frames"] == [138, 139, 140] and recs["interrupt"]["steered_frames"] == []
     for r in recs.values():
         assert r["interrupt_end_s"] == 13.144 and r["correct"] is None and r["iwor"] is None
         assert r["tor"] == take_over(r["chunks"], 13.144) and r["latency"] == latency(r["chunks"], 13.144)
@@ -71,6 +74,7 @@ def test_report_has_tor_and_latency_and_marks_zbb_metrics_not_applicable(importe
     md = (out / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| interrupt |"))
     assert row.split("|")[3:5] == [" n/a ", " n/a "] and "take-over rate" in md and "pipeline check" in md
+    assert "Onset source: oracle, interrupt.json's start snapped" in md and "median shift +0.57 s over 1 items" in md
     assert (out / "items.csv").read_text().startswith("id,condition,correct,iwor")
 
 

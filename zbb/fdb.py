@@ -14,8 +14,10 @@ model full duplex (`converse`, batched), and for every (item, condition) the out
 plus results.jsonl (one line per finished item, flushed: a rerun resumes) and the report: take-over
 rate and latency as FDB defines them (`zbb.scoring`), through the ZBB report code, with correctness and
 IWOR marked not applicable. Conditions: `interrupt` (plain), and with a vector `interrupt+steer` (the
-perception vector from the frame where the interruption starts, per interrupt.json: an oracle onset),
-`interrupt+random` (a random direction, same time) and `interrupt+mistimed` (from its end).
+perception vector from the frame where the interruption starts: an oracle onset, interrupt.json's start
+snapped to the first speech inside its span by `duplex_steer.steering.snap`, the annotation kept beside
+it in every record), `interrupt+random` (a random direction, same time) and `interrupt+mistimed` (from
+the annotated end).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from duplex_steer import PIPELINE_CHECK_NOTE, __version__
 from duplex_steer.audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, resample, save_audio
 from duplex_steer.errors import DuplexSteerError
+from duplex_steer.steering.snap import SnappedOnset, SnapRule, snap_onset
 
 from .report import METRICS, RATE_METRICS, render_markdown, summarize, write_items_csv
 from .runner import (
@@ -66,10 +69,20 @@ class FDBItem:
     interrupt_end_s: float
     sample_rate: int
     samples: int
+    onset: SnappedOnset | None = None  # the annotated start snapped to speech (`snap_item_onsets`)
 
     @property
     def input(self) -> Path:
         return self.folder / "input.wav"
+
+
+def snap_item_onsets(items: Sequence[FDBItem]) -> None:
+    """Set each item's oracle onset: interrupt.json's start moved to the first speech inside its span."""
+    import soundfile as sf
+
+    for item in items:
+        wav, rate = sf.read(str(item.input), dtype="float32", always_2d=True)
+        item.onset = snap_onset(wav.mean(1), rate, item.interrupt_start_s, item.interrupt_end_s)
 
 
 def _natural(path: Path) -> tuple[int, int, str]:
@@ -124,9 +137,10 @@ def _fit_length(wav: np.ndarray, samples: int) -> np.ndarray:
 
 
 def _onset(item: FDBItem, condition: str) -> int | None:
-    """Recording frame where steering starts: the interruption's first frame, or (mistimed) the one after it."""
+    """Recording frame where steering starts: the frame of the interruption's first speech (the snapped
+    oracle onset), or (mistimed) the frame after the annotated end."""
     if condition in ("interrupt+steer", "interrupt+random"):
-        return int(item.interrupt_start_s * FRAME_RATE)
+        return item.onset.frame if item.onset is not None else int(item.interrupt_start_s * FRAME_RATE)
     if condition == "interrupt+mistimed":
         return math.ceil(item.interrupt_end_s * FRAME_RATE)
     return None
@@ -162,9 +176,11 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
 
     _check_config(config)
     items = _select(find_items(root), config)
+    snap_item_onsets(items)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     saved = {"fdb": {"source": str(Path(root).resolve()), "run": config.to_json(),
+                     "oracle_onset": f"snapped to speech: {SnapRule().describe()}",
                      "role": getattr(prompt, "role", None), "voice": str(prompt.voice) if prompt and prompt.voice else None},
              "toolkit_version": __version__}
     cfg_path = out / "config.json"
@@ -239,6 +255,8 @@ def _play(runner: Runner, batch: list[tuple[FDBItem, str]], k: int, out: Path, p
             "reply": " ".join(ch["text"] for ch in chunks if ch["timestamp"][1] > end),
             "correct": None, "iwor": None, "tor": take_over(chunks, end), "latency": latency(chunks, end),
             "interrupt_start_s": item.interrupt_start_s, "interrupt_end_s": end, "word_timing": source,
+            "snapped_onset_s": item.onset.onset_s if item.onset else None,
+            "oracle_onset": item.onset.to_json() if item.onset else None,
             "onset_frame": onsets[b], "steer_onsets": ctl.onsets[b] if ctl else [],
             "steered_frames": ctl.steered_frames(b) if ctl else [], "chunks": chunks,
             "output": str((folder / "output.wav").relative_to(out)), "model": model.source,
@@ -263,6 +281,8 @@ def report_fdb(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]
     for stats in summary["conditions"].values():  # ZBB's measures do not apply to FDB items: null, shown n/a
         stats["metrics"] = {m: None if m in RATE_METRICS else stats["metrics"].get(m) for m in METRICS}
     timing = sorted({r.get("word_timing", "text-stream") for r in rows})
+    shifts = {r["id"]: r["oracle_onset"]["shift_s"] for r in rows if r.get("oracle_onset")}
+    unsnapped = sorted({r["id"] for r in rows if r.get("oracle_onset") and not r["oracle_onset"]["found"]})
     report = {"title": TITLE, "caveat": caveat, **summary, "not_applicable": list(RATE_METRICS),
               "word_timing": timing, **cfg}
     write_items_csv(rows, out / "items.csv")
@@ -271,8 +291,14 @@ def report_fdb(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]
             f"{', '.join(timing)} (a text-stream word starts at its frame index x 80 ms). Correctness and IWOR are ZBB measures: not "
             "applicable (n/a). FDB's relevance rating (its LLM judge) is not computed here: run FDB's own evaluation "
             f"on {out}/<condition>/.\n")
+    if shifts:
+        note += ("\nOnset source: oracle, interrupt.json's start snapped to the first speech inside its span "
+                 f"(median shift {float(np.median(list(shifts.values()))):+.2f} s over {len(shifts)} items; "
+                 f"annotation kept where no speech was found: {', '.join(unsnapped) or 'none'}); per item in "
+                 "items.csv (interrupt_start_s, snapped_onset_s).\n")
     (out / "report.md").write_text(render_markdown(summary, caveat=caveat, title=TITLE) + note, encoding="utf-8")
     return report
 
 
-__all__ = ["FDBError", "FDBItem", "FDB_CONDITIONS", "find_items", "import_fdb", "report_fdb", "text_chunks"]
+__all__ = ["FDBError", "FDBItem", "FDB_CONDITIONS", "find_items", "import_fdb", "report_fdb", "snap_item_onsets",
+           "text_chunks"]
