@@ -70,7 +70,7 @@ def test_corrupt_weights_file(tmp_path):
 def test_malformed_config(tmp_path):
     folder = _copy_fixture(tmp_path)
     (folder / "config.json").write_text("{ not json")
-    with pytest.raises(LoadError, match="neither"):
+    with pytest.raises(LoadError, match="not valid JSON"):
         load(folder, lm_only=True)
 
 

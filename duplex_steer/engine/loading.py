@@ -16,20 +16,21 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ..errors import DuplexSteerError
+from .build import build_hf_model, init_random_weights
 from .codec import MimiCodec
-from .mimi_convert import mimi_config_from_kyutai
 from .model import DuplexModel
-from .spec import PRESETS, ModelSpec, SpecError, tiny_mimi_config
+from .native import NATIVE_LM, NATIVE_MIMI, NATIVE_TOKENIZER, NativeLoadError, load_native_parts
+from .spec import PRESETS, ModelSpec, tiny_mimi_config
 from .text import PieceTokenizer, SentencePieceTokenizer
 
-NATIVE_LM = "model.safetensors"
-NATIVE_MIMI = "tokenizer-e351c8d8-checkpoint125.safetensors"
-NATIVE_TOKENIZER = "tokenizer_spm_32k_3.model"
+__all__ = ["NATIVE_LM", "NATIVE_MIMI", "NATIVE_TOKENIZER", "LoadError", "load"]
+# What a hub download fetches: weights, configs, the SentencePiece model, PersonaPlex's voices
+# (voices.tgz; its web UI, dist.tgz, is skipped).
+DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.model", "voices.tgz"]
 TOOLKIT_META = "duplex_steer.json"
 DEFAULT_SEED = 0
 ORGANISM = "organism"  # the trained CPU organism committed in duplex_steer/organism/weights
@@ -41,18 +42,6 @@ class LoadError(DuplexSteerError, RuntimeError):
 
 def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
-
-
-def _init_random(module: torch.nn.Module, seed: int) -> None:
-    """Reference-like init (std 1/sqrt(fan_in)); transformers' flexible linears start at std 1."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if name.endswith("layernorm.weight") or name.endswith("norm.weight"):
-                p.fill_(1.0)
-            elif p.dim() >= 2:
-                cpu = torch.empty(p.shape, dtype=torch.float32).normal_(0.0, p.shape[-1] ** -0.5, generator=gen)
-                p.copy_(cpu.to(p.dtype))
 
 
 @torch.no_grad()
@@ -80,24 +69,15 @@ def _init_random_codec(mimi: torch.nn.Module, seed: int) -> None:
             flat = flat - layer.codebook.decode(layer.codebook.encode(flat))
 
 
-def _build_hf(spec: ModelSpec, mimi_config: Any, device: torch.device, dtype: torch.dtype):
-    from transformers import MoshiForConditionalGeneration
-
-    config = spec.to_hf_config(mimi_config)
-    config._attn_implementation = "sdpa"
-    with torch.device(device):
-        return MoshiForConditionalGeneration._from_config(config, dtype=dtype)
-
-
 def load_preset(name: str, device: torch.device, dtype: torch.dtype, seed: int = DEFAULT_SEED) -> DuplexModel:
     """Random weights for a preset architecture, a tiny random Mimi, a placeholder tokenizer."""
     spec = PRESETS[name]
     with torch.random.fork_rng(devices=[]):  # the codec's own init draws from the global generator
         torch.manual_seed(seed)
-        hf = _build_hf(spec, tiny_mimi_config(spec.card), device, dtype)
-    _init_random(hf.decoder, seed)
-    _init_random(hf.embed_tokens, seed + 1)
-    _init_random(hf.depth_decoder, seed + 2)
+        hf = build_hf_model(spec, tiny_mimi_config(spec.card), device, dtype)
+    init_random_weights(hf.decoder, seed)
+    init_random_weights(hf.embed_tokens, seed + 1)
+    init_random_weights(hf.depth_decoder, seed + 2)
     _init_random_codec(hf.audio_encoder, seed + 3)
     tok = PieceTokenizer.numbered(spec.text_card)
     return DuplexModel(hf, spec, MimiCodec(hf.audio_encoder), tok, source=name, is_random=True,
@@ -106,84 +86,27 @@ def load_preset(name: str, device: torch.device, dtype: torch.dtype, seed: int =
 
 # --- native (kyutai) checkpoints -----------------------------------------------------------------
 def is_native_folder(folder: Path) -> bool:
-    cfg = folder / "config.json"
-    if cfg.is_file():
-        try:
-            data = json.loads(cfg.read_text())
-        except json.JSONDecodeError:
-            return False
-        return "dim" in data or "moshi_name" in data or "n_q" in data
-    return (folder / NATIVE_LM).is_file() and not (folder / "model.safetensors.index.json").exists()
-
-
-def _native_config(folder: Path) -> dict[str, Any]:
-    cfg = folder / "config.json"
-    if not cfg.is_file():
-        return PRESETS["full"].to_kyutai()  # legacy repos without config.json use the 7B defaults
-    try:
-        return json.loads(cfg.read_text())
-    except json.JSONDecodeError as exc:
-        raise LoadError(f"{cfg} is not valid JSON ({exc}); re-download the checkpoint") from None
-
-
-def _depformer_codebooks(state: dict[str, torch.Tensor]) -> int:
-    return sum(1 for k in state if k.startswith("linears.") and k.endswith(".weight"))
+    """One model.safetensors with kyutai names; config.json absent, empty, or in kyutai terms."""
+    if is_hf_folder(folder):
+        return False
+    if (folder / NATIVE_LM).is_file() and not (folder / "model.safetensors.index.json").exists():
+        return True
+    try:  # a kyutai config may name its weights file otherwise (moshi_name)
+        data = json.loads((folder / "config.json").read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and ("dim" in data or "moshi_name" in data or "n_q" in data)
 
 
 def load_native(folder: Path, device: torch.device, dtype: torch.dtype, lm_only: bool = False,
                 source: str | None = None) -> DuplexModel:
-    """A kyutai-format folder, converted in memory onto transformers' modules."""
-    from safetensors.torch import load_file
-
-    from .convert import ConversionError, convert_lm_state_dict, load_converted
-
-    raw = dict(_native_config(folder))
-    lm_name = raw.pop("moshi_name", NATIVE_LM)
-    mimi_name = raw.pop("mimi_name", NATIVE_MIMI)
-    tok_name = raw.pop("tokenizer_name", NATIVE_TOKENIZER)
-    lm_path = folder / lm_name
-    if not lm_path.is_file():
-        raise LoadError(f"{folder} has no {lm_name}: a kyutai-native checkpoint needs config.json, {lm_name}, "
-                        f"{NATIVE_MIMI} (Mimi) and {NATIVE_TOKENIZER}; download the whole repository")
+    """A kyutai-format folder, converted onto transformers' modules one tensor at a time."""
     try:
-        state = load_file(str(lm_path))
-    except Exception as exc:
-        raise LoadError(f"could not read {lm_path} as safetensors ({exc}); the file is corrupt or incomplete, "
-                        "download it again") from None
-    found_dep_q = _depformer_codebooks(state)
-    if "dep_q" not in raw and found_dep_q:
-        raw["dep_q"] = found_dep_q
-    try:
-        spec = ModelSpec.from_kyutai(raw)
-    except (SpecError, TypeError) as exc:
-        raise LoadError(f"{folder / 'config.json'}: {exc}") from None
-    if found_dep_q and found_dep_q != spec.dep_q:
-        raise LoadError(f"config says dep_q={spec.dep_q} but the weights have {found_dep_q} depformer heads")
-
-    codec_path, tok_path = folder / mimi_name, folder / tok_name
-    if not lm_only:
-        for path, what in ((codec_path, "the Mimi codec"), (tok_path, "the sentencepiece text tokenizer")):
-            if not path.is_file():
-                raise LoadError(f"{folder} has no {path.name} ({what}); download the whole repository, or pass "
-                                "lm_only=True to load the language model alone")
-    mimi_cfg = mimi_config_from_kyutai() if codec_path.is_file() else tiny_mimi_config(spec.card)
-    hf = _build_hf(spec, mimi_cfg, torch.device("cpu"), torch.float32)
-    try:
-        load_converted(hf, convert_lm_state_dict(state, spec))
-    except ConversionError as exc:
-        raise LoadError(f"{lm_path}: {exc}") from None
-    del state
-    if codec_path.is_file():
-        from .mimi_convert import convert_mimi_state_dict
-
-        try:
-            mimi_state = convert_mimi_state_dict(load_file(str(codec_path)), hf.audio_encoder.config)
-            hf.audio_encoder.load_state_dict(mimi_state, strict=True)
-        except Exception as exc:
-            raise LoadError(f"{codec_path}: could not load the Mimi codec ({exc})") from None
-    hf.to(device=device, dtype=dtype)
-    tokenizer = SentencePieceTokenizer(tok_path) if tok_path.is_file() else PieceTokenizer.numbered(spec.text_card)
-    codec = MimiCodec(hf.audio_encoder) if codec_path.is_file() else None
+        hf, spec, mimi, tokenizer = load_native_parts(folder, device, dtype, lm_only=lm_only)
+    except NativeLoadError as exc:
+        raise LoadError(str(exc)) from None
+    tokenizer = tokenizer or PieceTokenizer.numbered(spec.text_card)
+    codec = MimiCodec(mimi) if mimi is not None else None
     return DuplexModel(hf, spec, codec, tokenizer, source=source or str(folder), is_random=False)
 
 
@@ -258,9 +181,8 @@ def _download(repo_id: str, token: str | None) -> Path:
         )
     except ImportError as exc:  # pragma: no cover - transformers depends on huggingface_hub
         raise LoadError(f"huggingface_hub is required to download {repo_id}: {exc}") from None
-    patterns = ["*.json", "*.safetensors", "*.model"]
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=patterns, token=token, etag_timeout=10))
+        return Path(snapshot_download(repo_id, allow_patterns=DOWNLOAD_PATTERNS, token=token, etag_timeout=10))
     except GatedRepoError:
         raise LoadError(f"{repo_id} is gated: accept its licence on the Hugging Face website, then log in "
                         "(`hf auth login`) or set HF_TOKEN") from None
@@ -303,5 +225,5 @@ def load(source: str | os.PathLike[str], device: str | torch.device | None = Non
         return load_hf_folder(path, dev, dt, source=name)
     if is_native_folder(path):
         return load_native(path, dev, dt, lm_only=lm_only, source=name)
-    raise LoadError(f"{path} holds neither a kyutai-native checkpoint (config.json with 'dim'/'n_q', or "
-                    f"{NATIVE_LM}) nor a HuggingFace Moshi checkpoint (config.json with model_type 'moshi')")
+    raise LoadError(f"{path} holds neither a kyutai-native checkpoint ({NATIVE_LM}, config.json absent, empty "
+                    "or with 'dim'/'n_q') nor a HuggingFace Moshi checkpoint (config.json with model_type 'moshi')")

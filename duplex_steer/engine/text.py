@@ -36,6 +36,9 @@ class SentencePieceTokenizer:
     def id_to_piece(self, token: int) -> str:
         return self._sp.id_to_piece(int(token))
 
+    def vocab_size(self) -> int:
+        return int(self._sp.get_piece_size())
+
     def encode(self, text: str) -> list[int]:
         return list(self._sp.encode(text))
 

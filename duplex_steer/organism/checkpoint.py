@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..engine.build import build_hf_model, init_random_weights
 from ..engine.mel_codec import MelCodec
 from ..engine.model import DuplexModel
 from ..engine.spec import ModelSpec, tiny_mimi_config
@@ -34,14 +35,12 @@ def is_organism_folder(folder: Path) -> bool:
 
 def _assemble(spec: ModelSpec, codec: MelCodec, tokenizer: PieceTokenizer, seed: int, source: str,
               checkpoint_id: str) -> DuplexModel:
-    from ..engine.loading import _build_hf, _init_random
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        hf = _build_hf(spec, tiny_mimi_config(spec.card, num_quantizers=8), torch.device("cpu"), torch.float32)
-    _init_random(hf.decoder, seed)
-    _init_random(hf.embed_tokens, seed + 1)
-    _init_random(hf.depth_decoder, seed + 2)
+        hf = build_hf_model(spec, tiny_mimi_config(spec.card, num_quantizers=8), torch.device("cpu"), torch.float32)
+    init_random_weights(hf.decoder, seed)
+    init_random_weights(hf.embed_tokens, seed + 1)
+    init_random_weights(hf.depth_decoder, seed + 2)
     from . import ORGANISM_NOTE
 
     model = DuplexModel(hf, spec, codec, tokenizer, source=source, is_random=False, checkpoint_id=checkpoint_id)
