@@ -42,12 +42,13 @@ def test_converse_matches_stepping_the_session_by_hand(tiny):
 
 def test_personaplex_prompt_shifts_the_recording_by_its_length(tiny):
     prompt = ConversationPrompt.personaplex(voice=(_noise(0.4, 24_000), 24_000), role="w5 w6 w7")
-    user, text, audio = prompt_frames(tiny, prompt)
-    n_voice, n_silence = 5, 6  # 0.4 s -> 5 frames; 0.5 s -> 6 frames (rounded)
-    assert len(text) == n_voice + n_silence + len(tiny.tokenizer.encode("<system> w5 w6 w7 <system>")) + n_silence
-    assert user.shape == audio.shape == (len(text), 8)
+    frames = prompt_frames(tiny, prompt)
+    n_voice, n_silence = 5, 6  # 0.4 s -> 5 frames; 0.5 s -> int(6.25) = 6 frames, as PersonaPlex
+    assert len(frames) == n_voice + n_silence + len(tiny.tokenizer.encode("<system> w5 w6 w7 <system>")) + n_silence
+    assert frames.user.shape == frames.audio.shape == (len(frames), 8) and frames.embeddings is None
     result = converse(tiny, _noise(0.5, 24_000), prompt=prompt, seed=0)
-    assert result.frame_offset == len(text)
+    assert result.frame_offset == len(frames)
+    assert result.prompt == prompt.record() and result.prompt["text_prompt"] == "w5 w6 w7"
     assert (result.model_codes >= 0).all()  # every recording frame has a model frame after a prompt
 
 

@@ -158,13 +158,24 @@ class DuplexSession:
                                     f"(no input), got range [{int(codes.min())}, {int(codes.max())}]")
         return codes.to(self.model.device, torch.long)
 
+    def _embedding(self, emb: Tensor) -> Tensor:
+        """A given transformer input [dim] or [B, dim] -> [B, 1, dim] in the model's dtype and device."""
+        emb = torch.as_tensor(emb)
+        if emb.shape not in ((self.spec.dim,), (self.batch_size, self.spec.dim)):
+            raise SessionInputError(f"input_embedding must have shape [{self.spec.dim}] or [{self.batch_size}, "
+                                    f"{self.spec.dim}], got {list(emb.shape)}")
+        return emb.to(self.model.device, self.model.dtype).expand(self.batch_size, -1).unsqueeze(1)
+
     # --- the step ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def step(self, user_codes: Tensor, text: Tensor | int | None = None, audio: Tensor | None = None) -> Frame | None:
+    def step(self, user_codes: Tensor, text: Tensor | int | None = None, audio: Tensor | None = None,
+             input_embedding: Tensor | None = None) -> Frame | None:
         """Feed the user's codes [B, 8] for frame t; return the model's frame t, or None at t = 0.
 
         `text` / `audio` optionally force the model's own tokens of frame t + 1 (the frame whose text
         this step predicts), e.g. for a voice or role prompt; negative entries are not forced.
+        `input_embedding` [dim] or [B, dim] replaces the summed token embedding as the transformer's
+        input at frame t (a PersonaPlex voice `.pt`, `engine.prompt`).
         """
         spec, model, t, R = self.spec, self.model, self.frame, self._ring
         A = spec.num_audio_codebooks
@@ -178,7 +189,7 @@ class DuplexSession:
         if t <= spec.max_delay:
             init = torch.tensor([t <= d for d in self._delays], device=inp.device)
             inp[:, init] = self._initial[init]
-        x = model.embed(inp.unsqueeze(-1))
+        x = model.embed(inp.unsqueeze(-1)) if input_embedding is None else self._embedding(input_embedding)
         self.cache.position = t
         h = model.run_layers(x, t, cache=self.cache)
         normed = model.final_norm(h)[:, 0]

@@ -80,18 +80,17 @@ def conversation_codes(model, result: ConversationResult, prompt: ConversationPr
         if prompt is None:
             raise AttentionError(f"this conversation started {offset} frames into the session (a prompt); pass "
                                  "the ConversationPrompt it used so that those frames can be replayed")
-        p_user, p_text, p_audio = prompt_frames(model, prompt)
-        if len(p_text) != offset:
-            raise AttentionError(f"the prompt gives {len(p_text)} frames but the conversation's frame_offset is "
+        frames = prompt_frames(model, prompt)
+        if frames.embeddings is not None:
+            raise AttentionError("a conversation started from a voice .pt (precomputed embeddings) cannot be "
+                                 "replayed as codes; run it with the voice as a recording (WAV) instead")
+        if len(frames) != offset:
+            raise AttentionError(f"the prompt gives {len(frames)} frames but the conversation's frame_offset is "
                                  f"{offset}: not the prompt this conversation ran with")
-        # prompt step t forces the model's frame t + 1, so the first recording frame (absolute frame
-        # `offset`) carries the prompt's last forced tokens
-        if not (torch.equal(text[:, 0], p_text[-1].expand(B)) and torch.equal(audio[:, :, 0], p_audio[-1].expand(B, A))):
-            raise AttentionError("the conversation's first frame does not hold the prompt's last tokens: not the "
-                                 "prompt this conversation ran with")
-        text_abs = torch.cat([p_text[:-1].expand(B, -1), text], 1)
-        audio_abs = torch.cat([p_audio[:-1].T.expand(B, -1, -1), audio], 2)
-        user_abs = torch.cat([p_user[1:].T.to(user).expand(B, -1, -1), user], 2)
+        # prompt element p is absolute frame p (frame 0, the initial tokens, is not a column)
+        text_abs = torch.cat([frames.text[1:].expand(B, -1), text], 1)
+        audio_abs = torch.cat([frames.audio[1:].T.expand(B, -1, -1), audio], 2)
+        user_abs = torch.cat([frames.user[1:].T.to(user).expand(B, -1, -1), user], 2)
     codes = torch.cat([text_abs[:, None], audio_abs, user_abs], 1)
     if (codes < 0).any():
         raise AttentionError("the conversation has frames without model tokens (-1) after its first frame; "

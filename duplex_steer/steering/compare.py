@@ -37,6 +37,7 @@ class SteeredComparison:
             "onset_s": [f * FRAME_SAMPLES / SAMPLE_RATE for f in self.onset_frames],
             "steered_frames": self.steered_frames,
             "frame_offset": r.frame_offset,
+            "prompt": r.prompt,
             "steering": {"layers": list(self.steering.layers), "alpha": self.steering.alpha,
                          "span": self.steering.span, "schedule": self.steering.schedule},
             "unsteered": {"text": r.texts[0], "pieces": r.pieces[0]},
