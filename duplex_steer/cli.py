@@ -111,31 +111,44 @@ def cmd_fit_vector(args: argparse.Namespace) -> int:
 
 def cmd_steer(args: argparse.Namespace) -> int:
     """Steered vs unsteered conversation on one recording: two wavs and result.json."""
-    from .audio import save_audio
+    from .audio import SAMPLE_RATE, save_audio
+    from .engine.conversation import as_waveform
     from .steering import PerceptionVector, Steering, make_detector
     from .steering.compare import oracle, steer_recording
+    from .steering.snap import SnappedOnset, recording_annotation, snap_onset
 
-    model = _load(args)
+    annotation = None
+    if args.onset == "oracle":  # the onset is resolved (and snapped to speech) before the model loads
+        span = (args.onset_s, args.onset_end_s) if args.onset_s is not None else recording_annotation(args.audio)
+        if span is None:
+            raise CliError("--onset oracle needs --onset-s SECONDS (when the interruption starts) or a "
+                           "recording with a JSON beside it that gives interruption_onset_s")
+        annotation = (snap_onset(as_waveform(args.audio), SAMPLE_RATE, *span) if args.snap
+                      else SnappedOnset.as_annotated(*span))
+        detector = oracle(annotation.onset_s)
+    else:
+        gate = {} if args.only_while_speaking is None else {"only_while_model_speaks": args.only_while_speaking}
+        detector = make_detector(args.onset, **gate)
     vector = PerceptionVector.load(args.vector)
+    model = _load(args)
     layer = args.layer if args.layer is not None else vector.layers[0]
     alpha = args.alpha if args.alpha is not None else default_steering(model)["alpha"]
     steering = Steering(vector, [layer], alpha=alpha, span=args.span, schedule=args.schedule)
-    onset_s = args.onset_s
-    if args.onset == "oracle":
-        if onset_s is None:
-            meta = Path(args.audio).with_suffix(".json")
-            if not meta.is_file() or "interruption_onset_s" not in json.loads(meta.read_text()):
-                raise CliError("--onset oracle needs --onset-s SECONDS (when the interruption starts)")
-            onset_s = json.loads(meta.read_text())["interruption_onset_s"]
-        detector = oracle(onset_s)
-    else:
-        detector = make_detector(args.onset, only_while_model_speaks=args.only_while_speaking)
     cmp = steer_recording(model, args.audio, steering, detector, greedy=args.greedy, seed=args.seed, progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_audio(out / "unsteered.wav", cmp.result.model_audio[0])
     save_audio(out / "steered.wav", cmp.result.model_audio[1])
-    (out / "result.json").write_text(json.dumps(cmp.to_json(model.label), indent=1))
+    record = cmp.to_json(model.label)
+    record["onset_source"] = args.onset
+    if annotation is not None:
+        record["oracle_onset"] = annotation.to_json()  # the annotation beside the onset that was used
+    else:
+        record["only_while_model_speaks"] = detector.only_while_model_speaks
+    (out / "result.json").write_text(json.dumps(record, indent=1))
+    if annotation is not None and annotation.snapped:
+        print(f"oracle onset: annotated {annotation.annotated_s:.2f} s, first speech {annotation.onset_s:.2f} s"
+              + ("" if annotation.found else " (no speech found in the span: annotation kept)"))
     print(f"onset frames: {cmp.onset_frames}; steered frames: {cmp.steered_frames}")
     print(f"unsteered: {cmp.result.texts[0]!r}")
     print(f"steered:   {cmp.result.texts[1]!r}")
@@ -193,8 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--span", type=int, default=3, help="frames steered after the onset")
     p.add_argument("--schedule", choices=["linear", "constant", "exponential"], default="linear")
     p.add_argument("--onset", choices=["oracle", "energy", "vad"], default="oracle")
-    p.add_argument("--onset-s", type=float, default=None, help="interruption start in seconds (oracle)")
-    p.add_argument("--only-while-speaking", action="store_true", help="detectors fire only while the model speaks")
+    p.add_argument("--onset-s", type=float, default=None,
+                   help="annotated interruption start in seconds (oracle; default: the recording's JSON)")
+    p.add_argument("--onset-end-s", type=float, default=None,
+                   help="annotated interruption end (oracle; the span searched for speech, default start + 2 s)")
+    p.add_argument("--snap", action=argparse.BooleanOptionalAction, default=True,
+                   help="oracle: move the annotated start to the first speech in its span (default: on)")
+    p.add_argument("--only-while-speaking", action=argparse.BooleanOptionalAction, default=None,
+                   help="energy / VAD fire only while the model speaks (default: on, as in ZBB and the demo)")
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_steer)

@@ -57,3 +57,56 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 def test_default_layer_is_the_papers_23_of_32():
     assert default_steering_layer(32) == 23 and default_steering_layer(4) == 3
+
+
+def _fdb_first_12_s(tmp_path, annotate: bool = False):
+    """The real FDB item's first 12 s: the user speaks at 0.16 s, then is silent until 11.10 s."""
+    from tests.conftest import fixture_dir
+
+    wav, sr = sf.read(str(fixture_dir("fdb-user-interruption-example") / "1" / "input.wav"), dtype="float32")
+    path = tmp_path / "fdb12.wav"
+    sf.write(str(path), wav[: 12 * sr], sr)
+    if annotate:  # as interrupt.json annotates it: [10.53, 13.14] s
+        path.with_suffix(".json").write_text(json.dumps(
+            {"interruption_onset_s": 10.530666666666667, "turns": [{"start_s": 10.530666666666667, "end_s": 13.144}]}))
+    return path
+
+
+def _vector(tmp_path, model_name: str, layer: int, hidden: int):
+    import torch
+
+    from duplex_steer import load
+    from duplex_steer.steering import PerceptionVector
+
+    model = load(model_name, device="cpu")
+    vec = PerceptionVector({layer: torch.randn(hidden, generator=torch.Generator().manual_seed(0))},
+                           {"model": model.fingerprint(), "method": "test"})
+    return str(vec.save(tmp_path / f"{model_name}.safetensors"))
+
+
+def test_steer_oracle_is_snapped_to_the_first_speech_with_the_annotation_kept(tmp_path, capsys):
+    audio, vec = _fdb_first_12_s(tmp_path, annotate=True), _vector(tmp_path, "tiny", 2, 64)
+    out = tmp_path / "steer"
+    base = ["steer", "--model", "tiny", "--vector", vec, "--audio", str(audio), "--greedy"]
+    assert main([*base, "--out", str(out)]) == 0  # the annotation comes from the JSON beside the recording
+    assert "annotated 10.53 s, first speech 11.10 s" in capsys.readouterr().out
+    result = json.loads((out / "result.json").read_text())
+    assert result["onset_frames"] == [138] and result["steered_frames"] == [138, 139, 140]
+    oracle = result["oracle_onset"]
+    assert oracle["annotated_s"] == 10.530666666666667 and oracle["annotated_end_s"] == 13.144
+    assert oracle["annotated_frame"] == 131 and oracle["found"] and oracle["snapped"]
+    assert main([*base, "--out", str(out), "--onset-s", "10.53", "--no-snap"]) == 0  # the annotation as given
+    result = json.loads((out / "result.json").read_text())
+    assert result["onset_frames"] == [131] and result["oracle_onset"]["snapped"] is False
+
+
+def test_steer_detectors_fire_only_while_the_model_speaks_unless_told(tmp_path):
+    """The organism listens while the user speaks at 0.16 s: gated detectors (the default) stay quiet there."""
+    audio, vec = _fdb_first_12_s(tmp_path), _vector(tmp_path, "organism", 2, 128)
+    base = ["steer", "--model", "organism", "--vector", vec, "--audio", str(audio), "--greedy", "--onset", "energy"]
+    assert main([*base, "--out", str(tmp_path / "gated")]) == 0
+    gated = json.loads((tmp_path / "gated" / "result.json").read_text())
+    assert gated["only_while_model_speaks"] is True and 2 not in gated["onset_frames"]
+    assert main([*base, "--out", str(tmp_path / "any"), "--no-only-while-speaking"]) == 0
+    anytime = json.loads((tmp_path / "any" / "result.json").read_text())
+    assert anytime["only_while_model_speaks"] is False and anytime["onset_frames"] == [2, 138]

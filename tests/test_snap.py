@@ -9,7 +9,13 @@ import pytest
 import soundfile as sf
 
 from duplex_steer.steering.onset import OnsetError
-from duplex_steer.steering.snap import OnsetSnapWarning, SnapRule, snap_onset
+from duplex_steer.steering.snap import (
+    OnsetSnapWarning,
+    SnappedOnset,
+    SnapRule,
+    recording_annotation,
+    snap_onset,
+)
 from tests.conftest import fixture_dir
 
 SR = 24_000
@@ -74,3 +80,19 @@ def test_default_search_window_and_bad_spans():
         snap_onset(wav, SR, 2.0, 1.0)
     with pytest.raises(OnsetError, match="mono"):
         snap_onset(np.zeros((2, SR)), SR, 0.0)
+
+
+def test_recording_annotation_and_the_annotation_as_given(tmp_path):
+    wav = tmp_path / "rec.wav"
+    assert recording_annotation(wav) is None  # no JSON beside it
+    wav.with_suffix(".json").write_text(json.dumps({"interruption_onset_s": 3.12, "turns": [
+        {"role": "question", "start_s": 0.0, "end_s": 1.6}, {"role": "interruption", "start_s": 3.12, "end_s": 6.26}]}))
+    assert recording_annotation(wav) == (3.12, 6.26)
+    wav.with_suffix(".json").write_text(json.dumps({"interruption_onset_s": 3.12}))
+    assert recording_annotation(wav) == (3.12, None)
+    wav.with_suffix(".json").write_text("{not json")
+    with pytest.raises(OnsetError, match="not valid JSON"):
+        recording_annotation(wav)
+    given = SnappedOnset.as_annotated(10.53, 13.14)
+    assert given.onset_s == 10.53 and given.frame == 131 and not given.snapped
+    assert given.to_json()["rule"] == "annotation used as given"

@@ -18,13 +18,16 @@ on the span's own audio, causal knowledge not required (it is an oracle):
 
 If nothing qualifies (a silent or too short span, a start past the end of the recording) the
 annotation is kept, `SnappedOnset.found` is False and an `OnsetSnapWarning` is issued.
+`recording_annotation` reads the annotated span of a recording from the JSON beside it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +69,12 @@ class SnappedOnset:
     onset_s: float  # the snapped onset; equals annotated_s when nothing was found
     found: bool
     rule: SnapRule = field(default_factory=SnapRule)
+    snapped: bool = True  # False: the annotation used as given, the rule not applied (`as_annotated`)
+
+    @classmethod
+    def as_annotated(cls, start_s: float, end_s: float | None = None) -> SnappedOnset:
+        """The annotation itself as the onset (no snapping asked for)."""
+        return cls(float(start_s), float(start_s if end_s is None else end_s), float(start_s), False, snapped=False)
 
     @property
     def frame(self) -> int:
@@ -79,8 +88,9 @@ class SnappedOnset:
     def to_json(self) -> dict[str, Any]:
         return {"annotated_s": self.annotated_s, "annotated_end_s": self.annotated_end_s,
                 "annotated_frame": self.annotated_frame, "onset_s": self.onset_s, "frame": self.frame,
-                "shift_s": self.onset_s - self.annotated_s, "found": self.found,
-                "rule": self.rule.describe(), "rule_settings": asdict(self.rule)}
+                "shift_s": self.onset_s - self.annotated_s, "found": self.found, "snapped": self.snapped,
+                "rule": self.rule.describe() if self.snapped else "annotation used as given",
+                "rule_settings": asdict(self.rule) if self.snapped else None}
 
 
 def snap_onset(wav: np.ndarray, sample_rate: int, start_s: float, end_s: float | None = None,
@@ -116,9 +126,27 @@ def snap_onset(wav: np.ndarray, sample_rate: int, start_s: float, end_s: float |
     return SnappedOnset(float(start_s), float(end_s), float(onset), True, rule)
 
 
+def recording_annotation(recording: str | Path) -> tuple[float, float | None] | None:
+    """The annotated interruption span of a recording, from the JSON beside it (`interruption_onset_s`,
+    and the end of the turn that starts there, if one is listed); None when there is no annotation."""
+    meta = Path(recording).with_suffix(".json")
+    if not meta.is_file():
+        return None
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise OnsetError(f"{meta} is not valid JSON; fix it or give the onset in seconds") from None
+    if not isinstance(data, dict) or "interruption_onset_s" not in data:
+        return None
+    start = float(data["interruption_onset_s"])
+    ends = [float(t["end_s"]) for t in data.get("turns", [])
+            if isinstance(t, dict) and "end_s" in t and abs(float(t.get("start_s", -1)) - start) < 1e-6]
+    return start, (ends[0] if ends else None)
+
+
 def _window_rms(wav: np.ndarray, hop: int) -> np.ndarray:
     n = len(wav) // hop
     return np.sqrt((wav[: n * hop].reshape(n, hop) ** 2).mean(1))
 
 
-__all__ = ["DEFAULT_SEARCH_S", "OnsetSnapWarning", "SnapRule", "SnappedOnset", "snap_onset"]
+__all__ = ["DEFAULT_SEARCH_S", "OnsetSnapWarning", "SnapRule", "SnappedOnset", "recording_annotation", "snap_onset"]
