@@ -61,3 +61,51 @@ def test_text_activity_and_onsets():
     assert detect_onsets(user, min_silence=2, min_speech=2) == [6, 17]  # 11 is a one-frame blip
     model = text_activity(tokens, hold=2)
     assert classify_onset(model, 6, window=3) == "speaking" and classify_onset(model, 8, window=3) == "listening"
+
+
+# A SentencePiece-like vocabulary: words span several pieces ("▁pen" "gu" "ins"), ids 0-3 are specials.
+PIECES = ["<EPAD>", "<BOS>", "<EOS>", "<PAD>", "\u2581pen", "gu", "ins", "\u2581do", "\u2581yes", "\u2581ab", "so",
+          "lu", "tely"]
+
+
+def test_vocabulary_decides_the_rule():
+    from duplex_steer.engine.text import PieceTokenizer
+    from duplex_steer.probes.activity import PIECE_RULE, WORD_RULE, activity_rule
+
+    assert activity_rule(PieceTokenizer(PIECES), len(PIECES)) == PIECE_RULE
+    assert activity_rule(PieceTokenizer.numbered(100), 100) == WORD_RULE  # the organism / presets: whole words
+    assert activity_rule(PieceTokenizer(PIECES[:5]), len(PIECES)) == WORD_RULE  # a short tokenizer is no crash
+    assert activity_rule(PieceTokenizer(PIECES), len(PIECES), hold=9).hold == 9
+    assert PIECE_RULE.hold == 6 and EPAD not in PIECE_RULE.silent_ids and EPAD in WORD_RULE.silent_ids
+
+
+def test_piece_rule_holds_through_a_sentence_and_ends_at_a_pause():
+    """Moshi-style stream: each word's pieces at its start, PAD while its audio plays, EPAD before the next word."""
+    from duplex_steer.probes.activity import PIECE_RULE, WORD_RULE
+
+    pen, gu, ins, do, yes, ab, so, lu, tely = range(4, 13)
+    stream = ([PAD] * 3 + [EPAD, pen, gu, ins, PAD, PAD, PAD, EPAD, do, PAD, PAD, PAD, PAD, PAD, EPAD,
+                           ab, so, lu, tely, PAD, PAD, PAD, PAD, PAD, PAD] + [PAD] * 8 + [EPAD, yes, PAD])
+    speaking = PIECE_RULE.speaking(np.array(stream))
+    first, last_piece = stream.index(EPAD), stream.index(tely)
+    expected = np.zeros(len(stream), bool)
+    expected[first : last_piece + 7] = True  # from the first EPAD through 6 PAD after the last piece
+    expected[len(stream) - 3 :] = True  # EPAD announces the next word: speaking again
+    np.testing.assert_array_equal(speaking, expected)
+    # the old word rule breaks the same sentence into pieces (5 PADs after "do" read as silence)
+    assert not WORD_RULE.speaking(np.array(stream))[first : last_piece].all()
+    # causal: speaking_now on a window of recent frames agrees with the whole-stream mask at every frame
+    history = np.array(stream)[None]
+    now = [bool(PIECE_RULE.speaking_now(history[:, : t + 1])[0]) for t in range(len(stream))]
+    assert now == speaking.tolist()
+
+
+def test_model_activity_adds_the_audio_energy():
+    from duplex_steer.probes.activity import PIECE_RULE, model_activity
+
+    text = np.array([PAD] * 12)
+    audio = _frames(0, 0, 0, 0, 0.3, 0.3, 0, 0, 0, 0, 0, 0)  # sound without words (laughter, breath)
+    assert model_activity(text, PIECE_RULE).sum() == 0
+    assert model_activity(text, PIECE_RULE, audio).astype(int).tolist() == [0] * 4 + [1, 1] + [0] * 6
+    text[1] = 5  # a word whose text runs ahead of its sound
+    assert model_activity(text, PIECE_RULE, audio)[1:8].all()

@@ -5,7 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from zbb.scoring import is_correct, iwor, latency, normalize, stance, take_over
+from zbb.scoring import (
+    REPLY_START_TOLERANCE_FRAMES,
+    is_correct,
+    iwor,
+    latency,
+    normalize,
+    reply_text,
+    stance,
+    take_over,
+    words_in_window,
+)
 
 _REPO = Path(__file__).resolve().parents[1]
 # The real Full-Duplex-Bench item lives in shared/ (inside the checkout, or beside it).
@@ -207,3 +217,20 @@ def test_latency_is_clipped_at_zero_for_a_word_spanning_the_end():
     chunks = [_chunk("well", 9.8, 10.3), _chunk("no", 10.3, 10.6), _chunk("penguins", 10.6, 11.2)]
     assert take_over(chunks, 10.0) == 1
     assert latency(chunks, 10.0) == 0.0
+
+
+def _word(text, start):
+    return {"text": text, "timestamp": [start, start + 0.08]}
+
+
+def test_reply_text_reads_only_words_starting_in_the_window():
+    # a monologue with cue words and the subject before the window, then the reply
+    chunks = [_word(w, 0.08 * k) for k, w in enumerate("music is not boring and yes penguins do".split())]
+    chunks += [_word("yes", 1.0), _word("they", 1.08), _word("do", 1.16), _word("later", 3.0)]
+    reply = reply_text(chunks, 1.0, 2.0)
+    assert reply == "yes they do"  # starts at the window's first frame: in; after its end: out
+    assert is_correct(PENGUIN_TRUE, reply) and not iwor(PENGUIN_TRUE, reply)
+    assert not is_correct(PENGUIN_TRUE, " ".join(c["text"] for c in chunks))  # read from the onset: "not" denies
+    # a word that began before the window stays out even though it runs on into it
+    assert words_in_window([{"text": "penguins", "timestamp": [0.9, 1.3]}], 1.0) == []
+    assert reply_text([], 0.0) == "" and REPLY_START_TOLERANCE_FRAMES == 4

@@ -116,13 +116,16 @@ def load_asr(model: str, device: str | torch.device | None = None) -> ASR:
     return asr
 
 
-def transcribe_scenario(asr: ASR, model, scenario, codes: dict[int, torch.Tensor], b: int) -> Transcript:
-    """Transcribe the model's audio of one scenario's reply window (query onset to end of reply).
+def transcribe_scenario(asr: ASR, model, scenario, codes: dict[int, torch.Tensor], b: int,
+                        first_frame: int | None = None) -> Transcript:
+    """Transcribe the model's audio from `first_frame` (default: the query onset) to the end of the reply.
 
     `codes` maps a session frame to the model's codes of that frame for the whole batch ([B, 8]);
     batch item `b` is this scenario. The scenario's audio is decoded from its first frame (the codec
     is causal, so the window sounds as it did in the stream), then the window is cut out. Word times
-    are on the scenario's time axis (seconds from its start), like `Scenario.word_chunks`.
+    are on the scenario's time axis (seconds from its start), like `Scenario.word_chunks`. The runner
+    scores only the words that start in `Scenario.reply_window`; an ASR without word times gets the
+    window's audio alone (`first_frame` = the window's first frame).
     """
     from duplex_steer.engine.conversation import decode_model_audio
 
@@ -130,7 +133,8 @@ def transcribe_scenario(asr: ASR, model, scenario, codes: dict[int, torch.Tensor
     missing = torch.full((model.spec.num_audio_codebooks,), -1, dtype=torch.long)
     stream = torch.stack([codes[f][b] if f in codes else missing for f in frames], 1)  # [8, F]
     wav = decode_model_audio(model, stream[None], len(frames) * FRAME_SAMPLES)[0]
-    first = (scenario.onset_frame - scenario.start_frame) * FRAME_SAMPLES
+    first_frame = scenario.onset_frame if first_frame is None else first_frame
+    first = (first_frame - scenario.start_frame) * FRAME_SAMPLES
     return asr.transcribe(wav[first:], SAMPLE_RATE, offset_s=first / SAMPLE_RATE)
 
 

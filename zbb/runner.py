@@ -29,8 +29,8 @@ import torch
 from duplex_steer import PIPELINE_CHECK_NOTE, __version__
 from duplex_steer.audio import FRAME_SAMPLES
 from duplex_steer.errors import DuplexSteerError
+from duplex_steer.probes.activity import model_activity_rule
 from duplex_steer.steering import PerceptionVector, Steering, SteeringController, make_detector, patch
-from duplex_steer.steering.fit import speaking_now
 
 from . import load_items
 from .asr import load_asr, transcribe_scenario
@@ -158,6 +158,7 @@ class Runner:
         self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
         self.asr = load_asr(config.asr_model) if config.asr_model else None
         self._codes: dict[int, torch.Tensor] = {}  # session frame -> model codes [B, 8], for the ASR
+        self.activity = model_activity_rule(model, config.rules.hold)  # "model speaking" for its vocabulary
 
     def steerings(self) -> dict[str, Steering]:
         """One steering per injected condition of the run (the random control: same norm, seeded)."""
@@ -173,7 +174,8 @@ class Runner:
         """Play one batch; yield each record as soon as its scenario is done."""
         model, c = self.model, self.config
         scenarios = [Scenario(item, cond, rep, load_context_audio(None, item["context"]),
-                              self._query(item["id"], cond), c.rules) for item, cond, rep in work]
+                              self._query(item["id"], cond), c.rules, activity=self.activity)
+                     for item, cond, rep in work]
         B = len(scenarios)
         pairs = [(s.item["id"], s.repetition) for s in scenarios]
         groups = [pairs.index(p) for p in pairs]  # one noise group per (item, repetition)
@@ -204,7 +206,7 @@ class Runner:
                 text_hist.append(session.last_sampled_text.cpu().numpy())
                 if self.asr is not None and out is not None:
                     self._codes[t] = out.audio.cpu()
-                recent = np.stack(text_hist[-(c.rules.hold + 1) :], 1)
+                recent = np.stack(text_hist[-self.activity.window :], 1)
                 for b, s in enumerate(scenarios):
                     if out is not None:
                         s.text[t] = int(out.text[b])
@@ -242,7 +244,8 @@ class Runner:
                     controllers[s.condition].trigger(b, t)
             return
         audio = np.stack([self._frame_audio(s, t) for s in scenarios])
-        speaking = speaking_now(np.stack(text_hist[-4:], 1)) if text_hist else np.zeros(len(scenarios), bool)
+        speaking = (self.activity.speaking_now(np.stack(text_hist[-self.activity.window :], 1)) if text_hist
+                    else np.zeros(len(scenarios), bool))
         fired = detector.update(audio, t, speaking)
         for b, s in enumerate(scenarios):
             armed = s.phase != WAITING or s.waited_frames > 0  # detectors are armed after the context
@@ -257,15 +260,16 @@ class Runner:
         return np.pad(frame, (0, FRAME_SAMPLES - len(frame)))
 
     def _record(self, s: Scenario, ctl: SteeringController | None, b: int) -> dict[str, Any]:
-        from duplex_steer.engine.text import decode_text
-
-        reply = decode_text(self.model.tokenizer, s.reply_tokens())
-        chunks = s.word_chunks(self.model.tokenizer)
-        extra: dict[str, Any] = {}
+        tok = self.model.tokenizer
+        reply, chunks = s.reply(tok), s.word_chunks(tok)  # only words starting in the reply window are scored
+        extra: dict[str, Any] = {"reply_window": list(s.reply_window), "said_during_query": s.said_during_query(tok)}
         if self.asr is not None:  # score what the model said aloud; keep the text stream's timing if no word times
             heard = transcribe_scenario(self.asr, self.model, s, self._codes, b)
-            extra = {"reply_text_stream": reply, "asr_word_timing": heard.chunks is not None}
-            reply, chunks = heard.text, (heard.chunks if heard.chunks is not None else chunks)
+            extra.update(reply_text_stream=reply, asr_word_timing=heard.chunks is not None)
+            if heard.chunks is not None:
+                reply, chunks = s.reply(tok, heard.chunks), heard.chunks
+            else:  # no word times to cut at: transcribe the reply window's audio alone
+                reply = transcribe_scenario(self.asr, self.model, s, self._codes, b, first_frame=s.reply_window[0]).text
         end_s = (s.query_end_frame - s.start_frame) * FRAME_SAMPLES / 24_000
         onsets = ctl.onsets[b] if ctl is not None else []
         return {

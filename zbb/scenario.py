@@ -7,8 +7,12 @@ and starts the query:
 - `no_interrupt`: once the model has been quiet for `quiet_frames` after the context (a normal turn);
 - `buffered`: as `interrupt`, but the query starts with "Um, excuse me," (zbb.build.BUFFER_TEXT).
 Either way the query starts at the latest after `max_wait_frames`; the record says whether the model
-was speaking at the onset. The codec is causal, so when the query is placed the item's waveform is
+was speaking at the onset ("speaking" is the model's text rule, `duplex_steer.probes.activity`). The codec is causal, so when the query is placed the item's waveform is
 re-encoded and the codes of frames already fed do not change.
+
+The reply that is scored is what the model says in the reply window: words that START between
+`REPLY_START_TOLERANCE_FRAMES` before the query's end and the end of the listening time (absolute
+session frames, `Scenario.reply_window`); words said before or during the query are never read.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import numpy as np
 import torch
 
 from duplex_steer.audio import FRAME_SAMPLES
-from duplex_steer.probes.activity import HOLD_FRAMES
-from duplex_steer.steering.fit import speaking_now
+from duplex_steer.probes.activity import WORD_RULE, TextActivityRule
+
+from .scoring import REPLY_START_TOLERANCE_FRAMES, reply_text, words_in_window
 
 WAITING, QUERY, REPLY, DONE = "waiting", "query", "reply", "done"
 
@@ -45,7 +50,8 @@ class ScenarioRules:
     quiet_frames: int = 10
     max_wait_frames: int = 125
     reply_frames: int = 75
-    hold: int = HOLD_FRAMES  # a word token marks this many further frames as speech
+    hold: int | None = None  # frames a word piece keeps the model speaking; None: its vocabulary's rule
+    reply_tolerance_frames: int = REPLY_START_TOLERANCE_FRAMES  # a reply may start this early (query's end)
 
 
 @dataclass
@@ -71,6 +77,11 @@ class Scenario:
     wave: np.ndarray | None = None  # this item's whole planned user stream (24 kHz)
     codes: torch.Tensor | None = None  # [8, F] its codes
     text: dict[int, int] = field(default_factory=dict)  # session frame -> the model's text token
+    activity: TextActivityRule | None = None  # "model speaking"; None: WORD_RULE (with rules.hold if set)
+
+    def __post_init__(self) -> None:
+        if self.activity is None:
+            self.activity = WORD_RULE.with_hold(self.rules.hold)
 
     @property
     def context_frames(self) -> int:
@@ -97,7 +108,7 @@ class Scenario:
         """Update activity counters after `frame`'s step; True when the query should start next frame."""
         if self.phase != WAITING or frame - self.start_frame < self.context_frames - 1:
             return False
-        speaking = bool(speaking_now(recent_text[None], self.rules.hold)[0])
+        speaking = bool(self.activity.speaking_now(np.asarray(recent_text)[None])[0])
         self.waited_frames += 1
         self.spoke_frames += speaking
         self.quiet_run = 0 if speaking else self.quiet_run + 1
@@ -121,24 +132,55 @@ class Scenario:
         if self.phase in (QUERY, REPLY) and frame >= self.end_frame - 1:
             self.phase = DONE
 
-    def reply_tokens(self) -> list[int]:
-        """The model's text stream from the onset to the end of the reply window."""
-        return [self.text[f] for f in range(self.onset_frame, self.end_frame) if f in self.text]
+    @property
+    def reply_window(self) -> tuple[int, int]:
+        """[first, end) absolute session frames whose words are the reply: from the query's end less the
+        tolerance (never before the onset) to the end of the listening time."""
+        first = max(self.onset_frame, self.query_end_frame - self.rules.reply_tolerance_frames)
+        return first, self.end_frame
 
-    def word_chunks(self, tokenizer) -> list[dict[str, Any]]:
-        """Words with timestamps (s, relative to the scenario start) from the text stream, for TOR / latency."""
+    def frame_time(self, frame: int) -> float:
+        """Seconds from the scenario's start to the start of absolute session frame `frame`."""
+        return (frame - self.start_frame) * FRAME_SAMPLES / 24_000
+
+    def words(self, tokenizer, first: int | None = None, end: int | None = None) -> list[dict[str, Any]]:
+        """The model's words from its text stream, each {"text", "timestamp": [s, s], "frame"}.
+
+        A word starts at a piece with the word-start marker and takes the continuation pieces that
+        follow (as `decode_text` joins them); "frame" is its first frame (absolute). Times are
+        seconds from the scenario's start. Words are built from the whole stream and then kept if they
+        overlap [first, end), so a word begun before `first` keeps its true start.
+        """
         from duplex_steer.engine.text import SPECIAL_NAMES, WORD_START
 
-        chunks: list[dict[str, Any]] = []
-        for f in range(self.onset_frame, self.end_frame):
-            tok = self.text.get(f, -1)
+        first = self.onset_frame if first is None else first
+        end = self.end_frame if end is None else end
+        words: list[dict[str, Any]] = []
+        for f in sorted(k for k in self.text if k < end):
+            tok = self.text[f]
             if tok < 0 or tok in SPECIAL_NAMES:
                 continue
             piece = tokenizer.id_to_piece(tok)
-            t = (f - self.start_frame) * FRAME_SAMPLES / 24_000
-            if piece.startswith(WORD_START) or not chunks:
-                chunks.append({"text": piece.replace(WORD_START, ""), "timestamp": [t, t + 0.08]})
+            t = self.frame_time(f)
+            if piece.startswith(WORD_START) or not words:  # a continuation piece joins the word before it
+                words.append({"text": piece.replace(WORD_START, ""), "timestamp": [t, t + 0.08], "frame": f})
             else:
-                chunks[-1]["text"] += piece
-                chunks[-1]["timestamp"][1] = t + 0.08
-        return chunks
+                words[-1]["text"] += piece
+                words[-1]["timestamp"][1] = t + 0.08
+        return [w for w in words if w["timestamp"][1] > self.frame_time(first) + 1e-9 and w["frame"] < end]
+
+    def word_chunks(self, tokenizer) -> list[dict[str, Any]]:
+        """Words overlapping the onset .. end of the reply, timed (s, from the scenario start), for TOR / latency."""
+        return self.words(tokenizer)
+
+    def reply(self, tokenizer, chunks: list[dict[str, Any]] | None = None) -> str:
+        """The text to score: the words that start inside `reply_window` (from `chunks`, default the text stream)."""
+        first, end = self.reply_window
+        chunks = self.words(tokenizer) if chunks is None else chunks
+        return reply_text(chunks, self.frame_time(first), self.frame_time(end))
+
+    def said_during_query(self, tokenizer) -> str:
+        """Words that started from the onset up to the reply window (never scored; for reading the record)."""
+        first, _ = self.reply_window
+        window = words_in_window(self.words(tokenizer), self.frame_time(self.onset_frame), self.frame_time(first))
+        return " ".join(w["text"] for w in window)

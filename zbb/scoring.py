@@ -3,6 +3,10 @@
 Pure functions on text and word timestamps; no model. The rules are a transparent, deterministic
 stand-in for the paper's LLM judge (``zbb.judge`` is the optional judge).
 
+Reply window: only words that START at or after the query's end (less a tolerance of
+``REPLY_START_TOLERANCE_FRAMES`` frames for a reply that overlaps the final "right?") are the reply
+(``reply_text``); what the model was saying before or during the query never decides a score.
+
 Stance rule: the reply is read left to right and the FIRST decisive cue wins.
 
 - Affirm cues: yes, yeah, yep, yup, mhm, uh huh, right, correct, true, exactly, indeed, sure,
@@ -33,6 +37,12 @@ NEGATION_WINDOW = 3
 ACTUALLY_WINDOW = 3
 TAKE_OVER_MIN_DURATION_S = 1.0
 TAKE_OVER_MAX_SHORT_WORDS = 3
+# A reply may start this many 80 ms frames before the query's end: every ZBB query ends with the tag
+# "right?", about 0.33 s (4 frames) long in the committed rendering, and a model that answers while
+# the tag is still being said (the question's content is complete once it starts) is replying. Words
+# that start earlier were said before or during the question and are never scored.
+REPLY_START_TOLERANCE_FRAMES = 4
+_WINDOW_EPSILON_S = 1e-6  # float slack when comparing word times with frame times
 
 _AFFIRM_WORDS = frozenset(
     "yes yeah yep yup yea mhm right correct true exactly indeed sure absolutely definitely certainly precisely "
@@ -173,6 +183,31 @@ def iwor(item: Mapping[str, Any], reply: str) -> bool:
     )
 
 
+def words_in_window(
+    chunks: Sequence[Mapping[str, Any]], start_s: float, end_s: float | None = None
+) -> list[Mapping[str, Any]]:
+    """The timed words ({"text", "timestamp": [start_s, end_s]}) that START inside [start_s, end_s).
+
+    A word that began before ``start_s`` is left out even if it runs on into the window: it was
+    said before the window opened (what ZBB's reply window needs, see ``reply_text``).
+    """
+    return [
+        c for c in chunks
+        if float(c["timestamp"][0]) >= start_s - _WINDOW_EPSILON_S
+        and (end_s is None or float(c["timestamp"][0]) < end_s - _WINDOW_EPSILON_S)
+        and str(c.get("text", "")).strip()
+    ]
+
+
+def reply_text(chunks: Sequence[Mapping[str, Any]], start_s: float, end_s: float | None = None) -> str:
+    """The reply to score: the words that start inside the reply window, joined by spaces.
+
+    ZBB opens the window ``REPLY_START_TOLERANCE_FRAMES`` before the query ends, so correctness and
+    IWOR never read what the model was already saying when the user spoke.
+    """
+    return " ".join(str(c["text"]).strip() for c in words_in_window(chunks, start_s, end_s))
+
+
 def _words_after(
     chunks: Sequence[Mapping[str, Any]], interrupt_end_s: float
 ) -> list[tuple[str, float, float]]:
@@ -212,4 +247,5 @@ def latency(chunks: Sequence[Mapping[str, Any]], interrupt_end_s: float) -> floa
     return max(0.0, _words_after(chunks, interrupt_end_s)[0][1] - interrupt_end_s)
 
 
-__all__ = ["Stance", "is_correct", "iwor", "latency", "normalize", "stance", "take_over"]
+__all__ = ["REPLY_START_TOLERANCE_FRAMES", "Stance", "is_correct", "iwor", "latency", "normalize", "reply_text",
+           "stance", "take_over", "words_in_window"]

@@ -2,26 +2,40 @@
 
 Affinities only mean something next to who is talking. The user's activity comes from known turn
 timings when there are any (synthesized dialogues), else from the recording's energy against its own
-noise floor. The model's comes from its text stream (a word token, i.e. anything but PAD / EPAD, marks
-speech for a few frames) or from the energy of its output audio.
+noise floor. The model's comes from its text stream or from the energy of its output audio, or both.
+
+Model speaking, from the text stream (`TextActivityRule`): the model speaks from a token that is not
+silence until a run of silence tokens longer than `hold` frames (a pause). Causal: frame t is speech
+when a non-silent token occurred in frames t - hold .. t. Two vocabularies, two settings:
+- whole-word vocabularies (the organism, random presets: every piece starts a word, one token per word
+  of 2-4 frames): `WORD_RULE`, hold 3, PAD and EPAD are silence;
+- subword vocabularies (Moshi / PersonaPlex SentencePiece: a word spans several pieces emitted at its
+  start, then PAD while its audio plays, EPAD right before the next word, the text running a frame or
+  so ahead of the audio): `PIECE_RULE`, hold `PIECE_HOLD_FRAMES`, EPAD is speech (it announces a word).
+`activity_rule(tokenizer, vocab_size)` picks by looking at the vocabulary. `model_activity` combines
+the text rule with the energy of the model's decoded audio where that audio is available.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE, rms_per_frame
-from ..engine.text import EPAD, PAD
+from ..engine.text import BOS, EOS, EPAD, PAD, SPECIAL_NAMES, WORD_START
 
 MIN_RMS = 0.005  # absolute speech threshold (RMS of a frame, full scale 1.0); TTS silence is ~0
 MARGIN_DB = 12.0  # speech must exceed the noise floor by this much
 BRIDGE_FRAMES = 3  # silent gaps up to this long inside speech (word gaps) count as speech
 MIN_SILENCE_FRAMES = 4  # an onset needs at least this much silence (320 ms) before it
-HOLD_FRAMES = 3  # a model word token marks this many further frames as speech
+HOLD_FRAMES = 3  # a model word token marks this many further frames as speech (whole-word vocabularies)
+# Subword streams: after a word's pieces the model emits PAD while the word's audio plays (up to ~0.4 s,
+# 5 frames, for a long word) and the text runs ~1 frame ahead of the audio: PAD runs up to 6 frames
+# (480 ms) are inside speech, longer ones are a pause.
+PIECE_HOLD_FRAMES = 6
 
 
 @dataclass
@@ -90,6 +104,70 @@ def text_activity(text_tokens: Any, hold: int = HOLD_FRAMES, silent_ids: Sequenc
     for shift in range(1, hold + 1):
         out[..., shift:] |= word[..., :-shift]
     return out
+
+
+@dataclass(frozen=True)
+class TextActivityRule:
+    """"Model speaking" from its text stream: a non-silent token plus `hold` frames (a longer silent run is a pause)."""
+
+    name: str
+    hold: int
+    silent_ids: tuple[int, ...]
+
+    @property
+    def window(self) -> int:
+        """How many most recent frames decide whether the model speaks now."""
+        return self.hold + 1
+
+    def speaking(self, text_tokens: Any) -> np.ndarray:
+        """Per-frame mask [T] or [B, T] (causal)."""
+        return text_activity(text_tokens, self.hold, self.silent_ids)
+
+    def speaking_now(self, recent_text: np.ndarray) -> np.ndarray:
+        """[B, k] most recent text tokens -> [B] bool: is the model speaking at the latest frame."""
+        return self.speaking(np.asarray(recent_text)[:, -self.window :])[:, -1]
+
+    def with_hold(self, hold: int | None) -> TextActivityRule:
+        return self if hold is None else replace(self, hold=int(hold))
+
+
+WORD_RULE = TextActivityRule("whole-word tokens", HOLD_FRAMES, (PAD, EPAD))
+PIECE_RULE = TextActivityRule("subword pieces (SentencePiece)", PIECE_HOLD_FRAMES, (PAD, BOS, EOS))
+
+
+def is_subword_vocabulary(tokenizer: Any, vocab_size: int) -> bool:
+    """True when some non-special piece continues a word (lacks the U+2581 word-start marker)."""
+    for token in range(len(SPECIAL_NAMES), vocab_size):
+        try:
+            piece = tokenizer.id_to_piece(token)
+        except (IndexError, ValueError):  # a tokenizer smaller than the text vocabulary
+            break
+        if not piece.startswith(WORD_START) and not (piece.startswith("<") and piece.endswith(">")):
+            return True
+    return False
+
+
+def activity_rule(tokenizer: Any, vocab_size: int, hold: int | None = None) -> TextActivityRule:
+    """The text rule for a vocabulary (`PIECE_RULE` for subword pieces, else `WORD_RULE`); `hold` overrides."""
+    rule = PIECE_RULE if is_subword_vocabulary(tokenizer, vocab_size) else WORD_RULE
+    return rule.with_hold(hold)
+
+
+def model_activity_rule(model: Any, hold: int | None = None) -> TextActivityRule:
+    """`activity_rule` for a loaded model (its tokenizer and text vocabulary size)."""
+    return activity_rule(model.tokenizer, int(model.spec.text_card), hold)
+
+
+def model_activity(text_tokens: Any, rule: TextActivityRule = WORD_RULE, audio: np.ndarray | None = None) -> np.ndarray:
+    """Model speaking [T]: the text rule, OR the energy of its decoded audio (24 kHz) where given.
+
+    Either source alone misses something: the text runs ahead of the audio and says nothing of sounds
+    without words (laughter, breath); audio energy misses a word whose sound has not started yet.
+    """
+    speaking = rule.speaking(text_tokens)
+    if audio is None:
+        return speaking
+    return speaking | energy_activity(audio, speaking.shape[-1])
 
 
 def detect_onsets(active: np.ndarray, min_silence: int = MIN_SILENCE_FRAMES, min_speech: int = 2) -> list[int]:
