@@ -23,7 +23,13 @@ from duplex_steer.engine.native import (
     architecture_from_shapes,
     native_spec,
 )
-from duplex_steer.engine.replica import MIMI_LAYOUT, PERSONAPLEX_VOICES, replica_spec, write_replica
+from duplex_steer.engine.replica import (
+    MIMI_LAYOUT,
+    PERSONAPLEX_VOICES,
+    released_lm_layout,
+    replica_spec,
+    write_replica,
+)
 from duplex_steer.engine.safetensors_io import TensorReader, read_header
 from duplex_steer.engine.spec import PRESETS
 
@@ -66,7 +72,8 @@ def test_replica_files_are_the_real_layout(replicas):
     assert sorted(p.name for p in moshi.iterdir()) == sorted(
         ["README.md", "config.json", "model.safetensors", NATIVE_MIMI, NATIVE_TOKENIZER])
     header = read_header(moshi / "model.safetensors")
-    assert {k: v.shape for k, v in header.items()} == native_lm_layout(replica_spec("moshi", "small"))
+    assert {k: v.shape for k, v in header.items()} == released_lm_layout(replica_spec("moshi", "small"))
+    assert "transformer.layers.0.self_attn.in_proj_weight" in header
     assert {v.dtype for v in header.values()} == {torch.bfloat16}
     mimi = read_header(moshi / NATIVE_MIMI)
     assert {k: list(v.shape) for k, v in mimi.items()} == json.loads(MIMI_LAYOUT.read_text())["tensors"]
@@ -86,7 +93,9 @@ def test_full_size_layout_matches_the_real_file_size():
     """The 7B layout is the real repository's: 15,375,458,304 bytes of bfloat16 tensors (the real file,
     15,375,511,472 bytes, adds its header); the released Mimi is 384,605,572 bytes of float32."""
     spec = replica_spec("moshi", "full")
-    assert sum(torch.Size(s).numel() for s in native_lm_layout(spec).values()) * 2 == 15_375_458_304
+    assert sum(torch.Size(s).numel() for s in released_lm_layout(spec).values()) * 2 == 15_375_458_304
+    assert len(native_lm_layout(spec)) == 439  # moshi 0.2.13's state dict; the release fuses the depformer's
+    assert len(released_lm_layout(spec)) == 439 - 6 * (2 * 8 - 2)  # per-step projections: 355 tensors
     mimi = json.loads(MIMI_LAYOUT.read_text())["tensors"]
     assert sum(torch.Size(s).numel() for s in mimi.values()) * 4 == 384_605_572
 
@@ -96,6 +105,7 @@ def test_architecture_without_config_is_read_from_shapes(dep_q):
     full = dataclasses.replace(PRESETS["full"], dep_q=dep_q)
     shapes = native_lm_layout(full)
     assert native_spec({}, shapes, "repo") == full
+    assert native_spec({}, released_lm_layout(full), "repo") == full
     found = architecture_from_shapes(shapes)
     assert found["hidden_scale"] == 4.125 and found["depformer_dim_feedforward"] == 4224
 
@@ -121,6 +131,34 @@ def test_lean_loading_equals_the_in_memory_conversion(replicas):
     got = model.hf.state_dict()
     for key, value in expected.items():
         assert torch.equal(got[key], value), key
+
+
+def test_released_fused_layout_loads_as_the_split_one(tmp_path):
+    """The released files fuse each layer's per-step projections (`in_proj_weight` = the steps'
+    `in_projs.{i}` stacked, step-major, as moshi 0.2.13's load hook views them): same model either way."""
+    from safetensors.torch import save_file
+
+    split = write_replica(tmp_path / "split", kind="personaplex", size="small", layout="split")
+    with TensorReader(split / "model.safetensors") as reader:
+        native = {k: reader.get(k) for k in reader.keys()}
+    fused = {}
+    for name, value in native.items():
+        for part, old in (("self_attn.in_projs.", "self_attn.in_proj_weight"),
+                          ("self_attn.out_projs.", "self_attn.out_proj.weight")):
+            if part in name:
+                prefix = name.split(part)[0]
+                steps = sum(1 for k in native if k.startswith(prefix + part))
+                fused[prefix + old] = torch.cat([native[f"{prefix}{part}{i}.weight"] for i in range(steps)])
+                break
+        else:
+            fused[name] = value
+    released = tmp_path / "released"
+    shutil.copytree(split, released)
+    save_file(fused, released / "model.safetensors")
+    assert "depformer.layers.0.self_attn.in_proj_weight" in read_header(released / "model.safetensors")
+    a = load(split, device="cpu", dtype=torch.float32).hf.state_dict()
+    b = load(released, device="cpu", dtype=torch.float32).hf.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_small_replica_without_config_names_what_differs(replicas, offline_hub):

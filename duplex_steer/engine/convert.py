@@ -148,6 +148,49 @@ def native_lm_layout(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     return out
 
 
+# The released checkpoints (kyutai/moshiko-pytorch-bf16, nvidia/personaplex-7b-v1) were saved before the
+# reference split its attention projections per step: one `in_proj_weight` [steps * 3d, d] and one
+# `out_proj.weight` [steps * d, d] per layer, steps stacked first. The reference (moshi 0.2.13) views them
+# as `in_projs.{i}` / `out_projs.{i}` when loading; `released_aliases` does the same, by name.
+RELEASED_PROJECTIONS = {"self_attn.in_proj_weight": "self_attn.in_projs.{i}.weight",
+                        "self_attn.out_proj.weight": "self_attn.out_projs.{i}.weight"}
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Canonical tensor = step `index` of the released tensor `source` viewed as [steps, -1, ...]."""
+
+    source: str
+    index: int
+    steps: int
+
+
+def released_aliases(shapes: Mapping[str, tuple[int, ...]], spec: ModelSpec) -> dict[str, Alias]:
+    """Canonical names (`in_projs.{i}`) for the released layout's fused projections, per layer."""
+    aliases: dict[str, Alias] = {}
+    for name in shapes:
+        for old, new in RELEASED_PROJECTIONS.items():
+            if name.endswith("." + old):
+                prefix = name[: -len(old)]
+                steps = spec.dep_q if prefix.startswith("depformer.") else 1
+                for i in range(steps):
+                    aliases[prefix + new.format(i=i)] = Alias(name, i, steps)
+    return aliases
+
+
+def canonical_shapes(shapes: Mapping[str, tuple[int, ...]], spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """A header's shapes under canonical (moshi 0.2.13) names, released fused projections split."""
+    aliases = released_aliases(shapes, spec)
+    used = {a.source for a in aliases.values()}
+    out = {k: tuple(v) for k, v in shapes.items() if k not in used}
+    for name, a in aliases.items():
+        rows, *rest = shapes[a.source]
+        if rows % a.steps:
+            raise ConversionError(f"{a.source} has {rows} rows, not a multiple of the {a.steps} depformer steps")
+        out[name] = (rows // a.steps, *rest)
+    return out
+
+
 def check_native_layout(shapes: Mapping[str, tuple[int, ...]], spec: ModelSpec) -> None:
     """Compare a checkpoint's tensor names and shapes (e.g. its header) with the architecture.
 
@@ -175,8 +218,14 @@ def convert_lm_state_dict(native: Mapping[str, Tensor], spec: ModelSpec) -> dict
 
     Raises ConversionError naming missing or unused tensors.
     """
-    check_native_layout({k: tuple(v.shape) for k, v in native.items()}, spec)
-    return {c.target: c.combine([native[s] for s in c.sources]) for c in lm_conversion_plan(spec)}
+    aliases = released_aliases({k: tuple(v.shape) for k, v in native.items()}, spec)
+    used = {a.source for a in aliases.values()}
+    canon = {k: v for k, v in native.items() if k not in used}
+    for name, a in aliases.items():
+        fused = native[a.source]
+        canon[name] = fused.view(a.steps, -1, *fused.shape[1:])[a.index]
+    check_native_layout({k: tuple(v.shape) for k, v in canon.items()}, spec)
+    return {c.target: c.combine([canon[s] for s in c.sources]) for c in lm_conversion_plan(spec)}
 
 
 def load_converted(hf_model: torch.nn.Module, converted: dict[str, Tensor]) -> None:

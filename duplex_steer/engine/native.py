@@ -24,7 +24,14 @@ from torch import Tensor
 
 from ..errors import DuplexSteerError
 from .build import build_empty_hf_model, meta_tensors, rebuild_rotary_buffers, set_parameter
-from .convert import ConversionError, check_native_layout, lm_conversion_plan
+from .convert import (
+    Alias,
+    ConversionError,
+    canonical_shapes,
+    check_native_layout,
+    lm_conversion_plan,
+    released_aliases,
+)
 from .safetensors_io import SafetensorsError, TensorReader, read_header
 from .spec import PRESETS, ModelSpec, SpecError, tiny_mimi_config
 
@@ -97,7 +104,7 @@ def native_spec(config: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
     the 7B defaults except for dep_q (8 for Moshi, 16 for PersonaPlex); anything else is one error
     naming every field that differs.
     """
-    found = architecture_from_shapes(shapes)
+    found = architecture_from_shapes(shapes)  # names these fields need are the same in both layouts
     arch = {k: v for k, v in config.items() if k not in ("moshi_name", "mimi_name", "tokenizer_name", "lora_name",
                                                          "model_type", "lm_gen_config", MIMI_CONFIG_KEY)}
     if not any(k in arch for k in ("dim", "num_layers", "n_q")):
@@ -117,10 +124,28 @@ def native_spec(config: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]
     except (SpecError, TypeError) as exc:
         raise NativeLoadError(f"{where}/config.json: {exc}") from None
     try:
-        check_native_layout(shapes, spec)
+        check_native_layout(canonical_shapes(shapes, spec), spec)
     except ConversionError as exc:
         raise NativeLoadError(f"{where}: {exc}") from None
     return spec
+
+
+class CanonicalReader:
+    """Reads tensors by canonical name from a file in either layout (released fused, or per step)."""
+
+    def __init__(self, reader: TensorReader, spec: ModelSpec):
+        self.reader = reader
+        self.aliases: dict[str, Alias] = released_aliases({k: v.shape for k, v in reader.infos.items()}, spec)
+        self._last: tuple[str, Tensor] | None = None  # the fused tensor the previous alias read
+
+    def get(self, name: str) -> Tensor:
+        alias = self.aliases.get(name)
+        if alias is None:
+            return self.reader.get(name)
+        if self._last is None or self._last[0] != alias.source:
+            self._last = (alias.source, self.reader.get(alias.source))
+        fused = self._last[1]
+        return fused.view(alias.steps, -1, *fused.shape[1:])[alias.index]
 
 
 def mimi_config_for(config: Mapping[str, Any]):
@@ -143,7 +168,7 @@ def check_tokenizer(tokenizer: Any, spec: ModelSpec, path: Path) -> None:
 
 
 @torch.no_grad()
-def materialize_lm(hf: torch.nn.Module, reader: TensorReader, spec: ModelSpec, device: torch.device,
+def materialize_lm(hf: torch.nn.Module, reader: CanonicalReader, spec: ModelSpec, device: torch.device,
                    dtype: torch.dtype) -> None:
     """Fill a meta-device model's LM tensors from a native file, one converted tensor at a time."""
     cache: dict[str, Tensor] = {}
@@ -198,7 +223,7 @@ def load_native_parts(folder: Path, device: torch.device, dtype: torch.dtype, lm
     hf = build_empty_hf_model(spec, mimi_config, dtype)
     hf.audio_encoder = mimi if mimi is not None else MimiModel(mimi_config).to(device=device, dtype=dtype)
     with TensorReader(lm_path) as reader:
-        materialize_lm(hf, reader, spec, device, dtype)
+        materialize_lm(hf, CanonicalReader(reader, spec), spec, device, dtype)
     rebuild_rotary_buffers(hf, device)
     left = meta_tensors(hf)
     if left:  # a transformers version with tensors this converter does not know

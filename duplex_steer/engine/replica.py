@@ -1,7 +1,8 @@
 """Random-weight replicas of the real Moshi and PersonaPlex repositories, written tensor by tensor.
 
 A replica has exactly the real repository's files, names, shapes and dtypes, with random values:
-- Moshi (kyutai/moshiko-pytorch-bf16): no config.json; `model.safetensors` (bfloat16, kyutai names);
+- Moshi (kyutai/moshiko-pytorch-bf16): no config.json; `model.safetensors` (bfloat16, kyutai names, each
+  layer's attention projections fused as `self_attn.in_proj_weight` / `out_proj.weight` as in the release);
   the Mimi file (float32, the released codec's 318 tensors); a SentencePiece model with 32000 pieces
   and ids 0-3 as Moshi's (<unk>/EPAD, <s>, </s>, <pad>/PAD); README.md.
 - PersonaPlex (nvidia/personaplex-7b-v1): the same plus an empty config.json, a depformer with 16
@@ -25,13 +26,14 @@ from typing import Literal
 
 import torch
 
-from .convert import native_lm_layout
+from .convert import RELEASED_PROJECTIONS, native_lm_layout
 from .native import NATIVE_LM, NATIVE_MIMI, NATIVE_TOKENIZER
 from .safetensors_io import write_streaming
 from .spec import PRESETS, ModelSpec
 
 Kind = Literal["moshi", "personaplex"]
 Size = Literal["full", "small"]
+Layout = Literal["released", "split"]
 MIMI_LAYOUT = Path(__file__).with_name("layouts") / "mimi_native.json"
 PERSONAPLEX_VOICES = ([f"NATF{i}" for i in range(4)] + [f"NATM{i}" for i in range(4)]
                       + [f"VARF{i}" for i in range(5)] + [f"VARM{i}" for i in range(5)])
@@ -66,9 +68,28 @@ def random_tensor(name: str, dtype: torch.dtype, shape: tuple[int, ...], seed: i
     return torch.randn(shape, generator=gen).mul_(std).to(dtype)
 
 
-def write_lm(path: Path, spec: ModelSpec, seed: int = 0, dtype: torch.dtype = torch.bfloat16, progress: bool = False) -> int:
-    """model.safetensors with the reference's tensor names and shapes; returns its size in bytes."""
-    layout = [(name, dtype, shape) for name, shape in sorted(native_lm_layout(spec).items())]
+def released_lm_layout(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """The released files' names: per-step attention projections fused into `in_proj_weight` /
+    `out_proj.weight` (steps stacked first), as in kyutai/moshiko-pytorch-bf16 and PersonaPlex."""
+    out: dict[str, tuple[int, ...]] = {}
+    for name, shape in native_lm_layout(spec).items():
+        for old, new in RELEASED_PROJECTIONS.items():
+            head, sep, _ = name.partition(new.split("{i}")[0])
+            if sep:
+                fused = head + old
+                rows = out.get(fused, (0,))[0]
+                out[fused] = (rows + shape[0], *shape[1:])
+                break
+        else:
+            out[name] = shape
+    return out
+
+
+def write_lm(path: Path, spec: ModelSpec, seed: int = 0, dtype: torch.dtype = torch.bfloat16, progress: bool = False,
+             layout_kind: Layout = "released") -> int:
+    """model.safetensors with the real tensor names and shapes; returns its size in bytes."""
+    shapes = released_lm_layout(spec) if layout_kind == "released" else native_lm_layout(spec)
+    layout = [(name, dtype, shape) for name, shape in sorted(shapes.items())]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -125,12 +146,15 @@ def write_voices(path: Path, spec: ModelSpec, frames: int, seed: int = 0) -> Non
 
 
 def write_replica(out: str | Path, kind: Kind = "moshi", size: Size = "small", seed: int = 0,
-                  progress: bool = False) -> Path:
-    """Write a replica folder (see the module docstring) and return its path."""
+                  progress: bool = False, layout: Layout = "released") -> Path:
+    """Write a replica folder (see the module docstring) and return its path.
+
+    layout "released" fuses each layer's attention projections as the released files do; "split" writes
+    them per step as the reference (moshi 0.2.13) names them in memory (the tiny fixtures' layout)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spec = replica_spec(kind, size)
-    write_lm(out / NATIVE_LM, spec, seed=seed, progress=progress)
+    write_lm(out / NATIVE_LM, spec, seed=seed, progress=progress, layout_kind=layout)
     write_mimi(out / NATIVE_MIMI, seed=seed)
     write_tokenizer(out / NATIVE_TOKENIZER, spec.text_card, seed=seed)
     if kind == "personaplex":
