@@ -104,9 +104,13 @@ def write_lm(path: Path, spec: ModelSpec, seed: int = 0, dtype: torch.dtype = to
             bar.close()
 
 
-def write_mimi(path: Path, seed: int = 0) -> int:
-    """The released Mimi's 318 tensors (float32), random values."""
+def write_mimi(path: Path, seed: int = 0, layout_kind: Layout = "released") -> int:
+    """The released Mimi's 318 tensors (float32), random values; "released" names its attention
+    projections `in_proj_weight` / `out_proj.weight` (one step each), as the LM file does."""
     table = json.loads(MIMI_LAYOUT.read_text())["tensors"]
+    if layout_kind == "released":
+        table = {name.replace("self_attn.in_projs.0.weight", "self_attn.in_proj_weight")
+                 .replace("self_attn.out_projs.0.weight", "self_attn.out_proj.weight"): shape for name, shape in table.items()}
     layout = [(name, torch.float32, tuple(shape)) for name, shape in sorted(table.items())]
     return write_streaming(path, layout, lambda n, d, s: random_tensor(n, d, s, seed + 1))
 
@@ -155,7 +159,7 @@ def write_replica(out: str | Path, kind: Kind = "moshi", size: Size = "small", s
     out.mkdir(parents=True, exist_ok=True)
     spec = replica_spec(kind, size)
     write_lm(out / NATIVE_LM, spec, seed=seed, progress=progress, layout_kind=layout)
-    write_mimi(out / NATIVE_MIMI, seed=seed)
+    write_mimi(out / NATIVE_MIMI, seed=seed, layout_kind=layout)
     write_tokenizer(out / NATIVE_TOKENIZER, spec.text_card, seed=seed)
     if kind == "personaplex":
         write_voices(out / "voices.tgz", spec, frames=100 if size == "full" else 20, seed=seed)
