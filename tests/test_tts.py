@@ -134,3 +134,17 @@ def test_trim_silence_on_real_speech_with_added_silence() -> None:
 def test_settings_record_the_espeak_version() -> None:
     settings = EspeakTTS(word_by_word=True).settings()
     assert settings["word_by_word"] is True and settings["espeak_version"]
+
+
+@needs_espeak
+@pytest.mark.parametrize("word_by_word", [False, True])
+def test_espeak_render_gives_word_starts_the_audio_agrees_with(word_by_word: bool) -> None:
+    from duplex_steer.speech.timing import check_time, detect_speech_bounds
+
+    text = "Penguins, they live in the desert, right?"
+    rendering = EspeakTTS(word_by_word=word_by_word).render(text)
+    assert rendering.sample_rate == (SAMPLE_RATE if word_by_word else 22050)  # the library's own rate
+    assert len(rendering.word_starts_s) >= len(text.split()) - 1
+    assert rendering.word_starts_s[0] == 0.0 and rendering.word_starts_s == sorted(rendering.word_starts_s)
+    onset, _ = detect_speech_bounds(rendering.audio, rendering.sample_rate)
+    assert check_time(onset, rendering.onset_window_s)["check"] == "ok"

@@ -1,4 +1,4 @@
-"""Synthetic speech: a pluggable TTS and the committed turn-by-turn dialogue set."""
+"""Synthetic speech: pluggable TTS engines (espeak-ng, flite, festival) and the committed dialogue set."""
 
 from duplex_steer.speech.dialogues import (
     Dialogue,
@@ -9,6 +9,8 @@ from duplex_steer.speech.dialogues import (
     load_dialogues,
     load_interruption_example,
 )
+from duplex_steer.speech.engines import FestivalTTS, FliteTTS
+from duplex_steer.speech.timing import Rendering, check_time, detect_speech_bounds
 from duplex_steer.speech.tts import (
     DEFAULT_TTS_OPTIONS,
     ONSET_THRESHOLD,
@@ -26,6 +28,11 @@ from duplex_steer.speech.tts import (
 )
 
 __all__ = [
+    "FestivalTTS",
+    "FliteTTS",
+    "Rendering",
+    "check_time",
+    "detect_speech_bounds",
     "Dialogue",
     "FixtureError",
     "Turn",

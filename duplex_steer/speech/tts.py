@@ -4,6 +4,8 @@ The built-in engine is espeak-ng (a Debian package; no model weights, no network
 is deterministic: identical input gives identical bytes. The same word inside different sentences still
 varies a lot (intonation, timing), so `EspeakTTS(word_by_word=True)` speaks every word on its own and joins
 the words with fixed gaps: a word then sounds the same wherever it appears (deterministic by construction).
+`render(text)` gives the engine's own audio and timings (sentence mode: espeak-ng's library word events)
+for ZBB renderings; flite and festival live in `duplex_steer.speech.engines` and register here by name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import numpy as np
 
 from duplex_steer.audio import SAMPLE_RATE, resample
 from duplex_steer.errors import DuplexSteerError
+from duplex_steer.speech.espeak_lib import render_sentence
+from duplex_steer.speech.timing import Rendering
 
 # A sample counts as speech when its absolute amplitude reaches this fraction of full scale (-34 dBFS).
 # espeak-ng peaks around 0.6 and its quietest consonant onsets are well above it; its silence is exact 0.
@@ -154,6 +158,30 @@ class EspeakTTS:
             return trim_silence(self._run(" ".join(words)))
         return self.join_words(text, lambda word: trim_silence(self._run(word)))[0]
 
+    def render(self, text: str) -> Rendering:
+        """Speak `text` at espeak-ng's own rate with the start of every word (untrimmed).
+
+        Word by word: the words' places in the joined audio. Sentence mode: one utterance from espeak-ng's
+        C library, whose word events give the starts.
+        """
+        if self.word_by_word:
+            require_espeak(self.binary)
+            audio, starts = self.join_words(text, lambda word: trim_silence(self._run(word)))
+            end = len(audio) / SAMPLE_RATE  # each word is trimmed to its sound (2 ms either side)
+            return Rendering(audio, SAMPLE_RATE, onset_window_s=(0.0, 0.01), end_window_s=(end - 0.03, end),
+                             word_starts_s=[s / SAMPLE_RATE for s in starts])
+        require_espeak(self.binary)
+        if not text.split():
+            raise TTSError("nothing to synthesize: the text is empty")
+        try:
+            rendering = render_sentence(" ".join(text.split()), self.voice, self.rate_wpm, self.pitch, self.amplitude)
+        except RuntimeError as err:
+            raise TTSError(str(err)) from None
+        if rendering is None:
+            raise TTSError("libespeak-ng (espeak-ng's library) could not be loaded; install the Debian package "
+                           "'espeak-ng' (sudo apt-get install espeak-ng, or run scripts/setup.sh)")
+        return rendering
+
     def join_words(self, text: str, speak_word: Callable[[str], np.ndarray]) -> tuple[np.ndarray, list[int]]:
         """The word-by-word rendering of `text` from `speak_word(word)` (trimmed audio of one word, e.g.
         cached), joined with this voice's gaps; returns (audio, the sample where each word starts)."""
@@ -178,15 +206,20 @@ def tts_settings(tts: TTS) -> dict[str, Any]:
     return dict(settings()) if callable(settings) else {}
 
 
-def require_espeak(binary: str = "espeak-ng") -> str:
-    """Full path of the espeak-ng binary, or a TTSError saying how to install it."""
+def require_binary(binary: str, package: str) -> str:
+    """Full path of an engine's binary, or a TTSError naming the Debian package that provides it."""
     exe = shutil.which(binary)
     if exe is None:
         raise TTSError(
-            f"'{binary}' was not found on PATH. Install the Debian package 'espeak-ng' "
-            "(sudo apt-get install espeak-ng, or run scripts/setup.sh)."
+            f"'{binary}' was not found on PATH. Install the Debian package '{package}' "
+            f"(sudo apt-get install {package}, or run scripts/setup.sh)."
         )
     return exe
+
+
+def require_espeak(binary: str = "espeak-ng") -> str:
+    """Full path of the espeak-ng binary, or a TTSError saying how to install it."""
+    return require_binary(binary, "espeak-ng")
 
 
 def espeak_version(binary: str = "espeak-ng") -> str:
