@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -110,10 +111,55 @@ def test_buffered_and_side_effect_conditions(tiny, vector_file, tmp_path):
     assert recs["buffered"]["steered_frames"] == [] and recs["no_interrupt"]["steered_frames"] == []
 
 
-def test_configuration_clash_on_resume(tiny, vector_file, tmp_path):
+def test_configuration_clash_on_resume_names_the_options(tiny, vector_file, tmp_path):
     run(_config(vector_file, limit=1, conditions=["interrupt"]), tmp_path, model=tiny, progress=False)
-    with pytest.raises(RunError, match="another configuration"):
-        run(_config(vector_file, limit=1, conditions=["interrupt"], alpha=1.0), tmp_path, model=tiny, progress=False)
+    with pytest.raises(RunError, match=r"another configuration \(alpha: 5.5 -> 1.0; rules.reply_frames: 6 -> 7\)"):
+        run(_config(vector_file, limit=1, conditions=["interrupt"], alpha=1.0,
+                    rules=ScenarioRules(interrupt_after_frames=3, quiet_frames=3, max_wait_frames=8, reply_frames=7)),
+            tmp_path, model=tiny, progress=False)
+    # the batch size changes speed, never results: resuming with another one is allowed
+    run(_config(vector_file, limit=1, conditions=["interrupt"], batch_size=3), tmp_path, model=tiny, progress=False)
+
+
+ALL = ["no_interrupt", "interrupt", "interrupt+steer", "interrupt+random", "interrupt+mistimed", "buffered",
+       "buffered+steer", "no_interrupt+steer"]
+
+
+def _records(folder) -> dict[tuple[str, str, int], dict]:
+    recs = {}
+    for f in sorted(folder.glob("results*.jsonl")):
+        for r in read_results(f):
+            recs[(r["id"], r["condition"], r["repetition"])] = r
+    return recs
+
+
+def test_sampled_results_do_not_depend_on_batches_shards_or_resume(tiny, vector_file, tmp_path):
+    """One batch, batches of 4 (an item's 8 conditions stay whole), two shards, a killed and resumed run."""
+    cfg = _config(vector_file, greedy=False, limit=3, repetitions=2, conditions=ALL, batch_size=100)
+    whole = _records(run(cfg, tmp_path / "one", model=tiny, progress=False).parent)
+    assert len(whole) == 3 * 2 * 8
+    in_fours = _records(run(dataclasses.replace(cfg, batch_size=4), tmp_path / "fours", model=tiny,
+                            progress=False).parent)
+    for rank in range(2):
+        run(dataclasses.replace(cfg, batch_size=12), tmp_path / "shards", model=tiny, progress=False,
+            shard=(rank, 2))
+    sharded = _records(tmp_path / "shards")
+    resumed_dir = tmp_path / "resumed"
+    results = run(dataclasses.replace(cfg, batch_size=16), resumed_dir, model=tiny, progress=False)
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:13]) + "\n" + lines[13][:25])  # killed mid-write, mid-item
+    run(dataclasses.replace(cfg, batch_size=5), resumed_dir, model=tiny, progress=False)
+    resumed = _records(resumed_dir)
+    for other in (in_fours, sharded, resumed):
+        assert other == whole
+    shards = sorted(p.name for p in (tmp_path / "shards").glob("results.rank*.jsonl"))
+    assert shards == ["results.rank0.jsonl", "results.rank1.jsonl"]
+    # an item's conditions share their noise: identical streams until the onset, so the same placement
+    for (item, cond, rep), r in whole.items():
+        if cond.startswith("interrupt+"):
+            assert r["onset_frame"] == whole[(item, "interrupt", rep)]["onset_frame"]
+    # and the repetitions draw fresh noise: sampled replies differ somewhere
+    assert any(whole[(i, c, 0)]["reply"] != whole[(i, c, 1)]["reply"] for i, c, _ in whole)
 
 
 def test_bad_inputs(tiny, vector_file, tmp_path):

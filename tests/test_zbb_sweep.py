@@ -86,9 +86,9 @@ def test_resume_redoes_only_what_is_missing_and_loads_no_model_when_done(swept, 
     played = []
     original = Runner.run_batch
 
-    def spy(self, work, batch_index=0):
+    def spy(self, work):
         played.append([(w[0]["id"], w[1]) for w in work])
-        yield from original(self, work, batch_index)
+        yield from original(self, work)
 
     monkeypatch.setattr(Runner, "run_batch", spy)
     sweep(_base(vector_file), out, model=tiny, progress=False, **GRID)

@@ -233,7 +233,8 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--greedy", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repetitions", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="scenarios per batch; an item's conditions stay in one batch, which grows to fit them (speed only)")
     parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--asr-model", default=None,
@@ -286,7 +287,8 @@ def _add_main(subparsers: Any) -> None:
     parser = subparsers.add_parser("main", help="end to end: fit a vector, run all conditions, write the report")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL} (embedded, no download)")
     parser.add_argument("--out", default="runs/zbb-main")
-    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=50,
+                        help="scenarios per batch; an item's conditions stay in one batch, which grows to fit them (speed only)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--repetitions", type=int, default=1, help="sampled runs per item and condition")
     parser.add_argument("--seed", type=int, default=0)

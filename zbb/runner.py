@@ -10,7 +10,9 @@ toolkit version are saved in `config.json`. Conditions:
 - `buffered`: an interruption that starts with "Um, excuse me,"; `buffered+steer` and
   `no_interrupt+steer`: the vector where nothing is missed (side effects).
 A `+steer` / `+random` condition is steered from the query's onset, `+mistimed` from its end.
-Items of one (item, repetition) share their sampling noise across conditions.
+Scenarios of one (item, repetition) share their sampling noise across conditions, keyed to the item
+and repetition, and batches and shards hold whole items (`zbb.work`): results do not depend on how
+the work is cut into batches, shards or resumed pieces.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .build import load_buffered_query_audio, load_context_audio, load_query_aud
 from .report import KNOWN_CONDITIONS, write_report
 from .scenario import DONE, WAITING, Scenario, ScenarioRules, split_condition
 from .scoring import is_correct, iwor, latency, take_over
+from .work import NOT_IDENTITY, config_differences, item_batches, noise_keys, shard_units
 
 STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed", "buffered+steer", "no_interrupt+steer")
 
@@ -68,7 +71,7 @@ class RunConfig:
     greedy: bool = False
     seed: int = 0
     repetitions: int = 1
-    batch_size: int = 16
+    batch_size: int = 16  # scenarios per batch (whole items: grows to fit one); speed only, not identity
     items: list[str] | None = None
     limit: int | None = None
     asr_model: str | None = None  # score an ASR transcript of the model's audio (zbb.asr), not its text
@@ -102,7 +105,7 @@ def _work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
         items = [it for it in items if it["id"] in set(config.items)]
     if config.limit:
         items = items[: config.limit]
-    # grouped by (item, repetition) so that one item's conditions share a batch and sampling noise
+    # grouped by (item, repetition): the units that batches and shards keep whole (zbb.work)
     return [(it, c, r) for it in items for r in range(config.repetitions) for c in config.conditions]
 
 
@@ -170,16 +173,14 @@ class Runner:
                         schedule=c.schedule)
         return {cond: rand if injection(cond) == "random" else real for cond in c.conditions if injection(cond)}
 
-    def run_batch(self, work: Sequence[tuple[dict[str, Any], str, int]], batch_index: int = 0) -> Iterator[dict[str, Any]]:
-        """Play one batch; yield each record as soon as its scenario is done."""
+    def run_batch(self, work: Sequence[tuple[dict[str, Any], str, int]]) -> Iterator[dict[str, Any]]:
+        """Play one batch; yield each record as soon as its scenario is done (noise keyed per item: `zbb.work`)."""
         model, c = self.model, self.config
         scenarios = [Scenario(item, cond, rep, load_context_audio(None, item["context"]),
                               self._query(item["id"], cond), c.rules, activity=self.activity)
                      for item, cond, rep in work]
         B = len(scenarios)
-        pairs = [(s.item["id"], s.repetition) for s in scenarios]
-        groups = [pairs.index(p) for p in pairs]  # one noise group per (item, repetition)
-        session = model.session(batch_size=B, greedy=c.greedy, seed=c.seed + batch_index, noise_groups=groups)
+        session = model.session(batch_size=B, greedy=c.greedy, noise_keys=noise_keys(c.seed, work))
         for s in scenarios:  # the plan before any onset depends only on the context and the query length
             key = (s.item["context"], len(s.query))
             if key not in self._initial:
@@ -295,24 +296,25 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
     if cfg_path.is_file():
         previous = json.loads(cfg_path.read_text())
         # normalised through RunConfig so that fields added since (with their defaults) still match
-        if RunConfig.from_json(previous.get("config", {})).to_json() != saved["config"]:
-            raise RunError(f"{out} holds a run with another configuration; resume it with the same options "
-                           "or choose a new --out")
+        differ = config_differences(RunConfig.from_json(previous.get("config", {})).to_json(), saved["config"])
+        if differ:
+            raise RunError(f"{out} holds a run with another configuration ({'; '.join(differ)}); resume it with "
+                           f"the same options (only {', '.join(NOT_IDENTITY)} may change) or choose a new --out")
     else:
         cfg_path.write_text(json.dumps(saved, indent=1))
     rank, world = shard or _launcher_shard()
     results = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
     repair_torn_tail(results)
     done = {_key(r) for f in out.glob("results*.jsonl") for r in read_results(f)}
-    work = [w for i, w in enumerate(_work(config)) if i % world == rank and (w[0]["id"], w[1], w[2]) not in done]
+    work = [w for w in shard_units(_work(config), rank, world) if (w[0]["id"], w[1], w[2]) not in done]
     if not work:
         return results
     model = model or load(config.model)
     runner = Runner(model, config)
 
     def records() -> Iterator[dict[str, Any]]:
-        for k, batch in enumerate(_batches(work, config.batch_size)):
-            for record in runner.run_batch(batch, batch_index=k):
+        for batch in item_batches(work, config.batch_size):
+            for record in runner.run_batch(batch):
                 yield dict(record, model=model.source)
 
     append_records(results, records(), len(work), f"zbb {model.source}" if progress else None)
