@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-apt_pkgs=(espeak-ng)
+# Speech engines for the ZBB renderings (zbb build --tts ...): espeak-ng, flite, festival with two voices.
+apt_pkgs=(espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k)
 [ "$want_test" = 1 ] && apt_pkgs+=(chromium)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -16,8 +17,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" != 0 ] && sudo_cmd="sudo"
   echo "[setup] installing Debian packages: ${missing[*]}"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  wait_lock=(-o DPkg::Lock::Timeout=300)  # another apt run (e.g. unattended upgrades) holds the lock: wait
+  $sudo_cmd apt-get "${wait_lock[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get "${wait_lock[@]}" install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
