@@ -4,7 +4,9 @@ Queries are named by item id (queries/<id>.ogg), context prompts by a slug of th
 (contexts/tell-me-about-music.ogg). Leading silence is trimmed so the first word, the subject, starts
 2 ms after the first sample (within the 10 ms the benchmark asks for): spliced into a conversation, the
 file's first sample is the interruption onset. zbb/audio/manifest.json lists every file with its text,
-duration and SHA-256. Rebuild with `python -m zbb.build`.
+duration and SHA-256. Rebuild with `python -m zbb.build`. This default rendering (espeak-ng word by word)
+is what the organism was trained on; sentence-level renderings by other engines and recordings of people
+are built by zbb.rendering (`zbb build --tts ...`), and the loaders here play either kind.
 
 This module reads zbb/items.jsonl by path and imports nothing else from zbb/.
 """
@@ -29,6 +31,10 @@ ITEMS_PATH = ZBB_DIR / "items.jsonl"
 AUDIO_DIR = ZBB_DIR / "audio"
 MANIFEST_NAME = "manifest.json"
 AUDIO_VERSION = "zbb-audio-1"
+# zbb-audio-2 (zbb.rendering): any engine or recordings; per file its rate, first-word onset and speech end.
+AUDIO_VERSIONS = (AUDIO_VERSION, "zbb-audio-2")
+# Audio kept before a manifest's first-word onset and after its speech end when a file is loaded.
+LEAD_S, TAIL_S = 0.002, 0.02
 REBUILD_HINT = "rebuild with: python -m zbb.build"
 # The filler a buffered interruption starts with ("buffered" conditions). Each item's buffered query is
 # spoken in one go ("Um, excuse me, Penguins, they ...") and stored as buffered/<id>.ogg.
@@ -112,9 +118,9 @@ def verify_audio(audio_dir: str | Path = AUDIO_DIR, items_path: str | Path | Non
     """
     audio_dir = Path(audio_dir)
     manifest = read_json(audio_dir / MANIFEST_NAME)
-    if manifest.get("version") != AUDIO_VERSION:
+    if manifest.get("version") not in AUDIO_VERSIONS:
         raise FixtureError(
-            f"{audio_dir / MANIFEST_NAME}: version {manifest.get('version')!r}, expected {AUDIO_VERSION!r}"
+            f"{audio_dir / MANIFEST_NAME}: version {manifest.get('version')!r}, expected one of {AUDIO_VERSIONS}"
         )
     for entry in manifest["entries"]:
         verify_file(audio_dir / entry["file"], entry["sha256"], REBUILD_HINT)
@@ -131,13 +137,23 @@ def verify_audio(audio_dir: str | Path = AUDIO_DIR, items_path: str | Path | Non
     return manifest
 
 
-def _lookup(audio_dir: Path, kind: str, entry_id: str) -> Path:
+def _load(audio_dir: Path, kind: str, entry_id: str) -> np.ndarray:
+    """A manifest entry's audio (checksum-verified) at 24 kHz, cut to its speech when the manifest times it.
+
+    zbb-audio-2 entries carry first_word_onset_s and speech_end_s: the audio is cut from LEAD_S before the
+    onset to TAIL_S after the end (recordings keep their silences on disk), so its first sample is the interruption
+    onset and its length ends with the speech. zbb-audio-1 files are already cut.
+    """
     manifest = read_json(audio_dir / MANIFEST_NAME)
     for entry in manifest["entries"]:
         if entry["kind"] == kind and entry["id"] == entry_id:
             path = audio_dir / entry["file"]
             verify_file(path, entry["sha256"], REBUILD_HINT)
-            return path
+            wav = load_audio(path)
+            if "first_word_onset_s" in entry and "speech_end_s" in entry:
+                start = max(0, int(round((entry["first_word_onset_s"] - LEAD_S) * SAMPLE_RATE)))
+                wav = wav[start : int(round((entry["speech_end_s"] + TAIL_S) * SAMPLE_RATE))]
+            return wav
     known = sorted(e["id"] for e in manifest["entries"] if e["kind"] == kind)
     raise KeyError(f"no {kind} audio {entry_id!r} in {audio_dir}; known: {', '.join(known[:6])}, ...")
 
@@ -147,7 +163,7 @@ def load_query_audio(audio_dir: str | Path | None, item_id: str) -> np.ndarray:
 
     audio_dir None means the committed zbb/audio.
     """
-    return load_audio(_lookup(Path(audio_dir or AUDIO_DIR), "query", item_id))
+    return _load(Path(audio_dir or AUDIO_DIR), "query", item_id)
 
 
 def buffered_text(text: str) -> str:
@@ -157,12 +173,12 @@ def buffered_text(text: str) -> str:
 
 def load_buffered_query_audio(audio_dir: str | Path | None, item_id: str) -> np.ndarray:
     """The item's query spoken after "Um, excuse me,": the subject no longer starts the interruption."""
-    return load_audio(_lookup(Path(audio_dir or AUDIO_DIR), "buffered", item_id))
+    return _load(Path(audio_dir or AUDIO_DIR), "buffered", item_id)
 
 
 def load_context_audio(audio_dir: str | Path | None, context: str) -> np.ndarray:
     """The spoken context prompt, given its text ('Tell me about music.') or its slug; None = zbb/audio."""
-    return load_audio(_lookup(Path(audio_dir or AUDIO_DIR), "context", context_slug(context)))
+    return _load(Path(audio_dir or AUDIO_DIR), "context", context_slug(context))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -181,7 +181,7 @@ def _run_config(args: argparse.Namespace):
                      alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset, rules=rules,
                      greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
                      batch_size=args.batch_size, items=args.items, limit=args.limit,
-                     asr_model=args.asr_model)
+                     asr_model=args.asr_model, audio=args.audio)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -206,13 +206,38 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from duplex_steer.speech.tts import get_tts
+    from duplex_steer.speech import get_tts
     from zbb.build import AUDIO_DIR, build_audio
+    from zbb.rendering import RENDERINGS_DIR, build_rendering, manifest_from_recordings, rendering_name
 
-    manifest = build_audio(ITEMS_PATH, Path(args.out) if args.out else AUDIO_DIR,
-                           get_tts(args.tts) if args.tts else None)
-    print(f"wrote {len(manifest['entries'])} audio files ({manifest['tts']['name']})")
+    if args.from_recordings:
+        if args.tts or args.voice:
+            raise CliError("--from-recordings reads recordings; it takes no --tts or --voice")
+        manifest = manifest_from_recordings(args.from_recordings, speaker=args.speaker or "",
+                                            item_ids=args.items, limit=args.limit)
+        out = Path(args.from_recordings)
+    elif args.tts:
+        tts = get_tts(args.tts, **({"voice": args.voice} if args.voice else {}))
+        out = Path(args.out) if args.out else RENDERINGS_DIR / rendering_name(tts)
+        if out.resolve() == AUDIO_DIR.resolve():
+            raise CliError(f"{AUDIO_DIR} holds the default rendering (espeak-ng word by word, what the organism was "
+                           "trained on); write other engines elsewhere with --out")
+        manifest = build_rendering(tts, out, item_ids=args.items, limit=args.limit)
+    else:
+        if args.voice or args.items or args.limit:
+            raise CliError("--voice, --items and --limit go with --tts ENGINE (or --from-recordings)")
+        out = Path(args.out) if args.out else AUDIO_DIR
+        manifest = build_audio(ITEMS_PATH, out)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"wrote {len(manifest['entries'])} audio entries ({manifest['tts']}) and manifest.json to {out} "
+          f"({size / 1e6:.1f} MB)")
+    for name in manifest.get("flagged", []):
+        print(f"warning: {name}: its detected onset or end lies outside the engine's own timing; listen to it")
     return 0
+
+
+AUDIO_HELP = ("a rendering folder with manifest.json (`zbb build --tts ...`, zbb/renderings/*, or recordings: "
+              "`zbb build --from-recordings DIR`); default: the committed zbb/audio")
 
 
 def run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,6 +262,7 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scenarios per batch; an item's conditions stay in one batch, which grows to fit them (speed only)")
     parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
+    parser.add_argument("--audio", default=None, help=AUDIO_HELP)
     parser.add_argument("--asr-model", default=None,
                         help="score an ASR transcript of the model's audio instead of its text stream: a local "
                              "transformers speech-recognition folder or a cached hub id (see docs/zbb.md)")
@@ -253,8 +279,10 @@ def _cmd_main(args: argparse.Namespace) -> int:
     from duplex_steer.cli import default_steering
     from duplex_steer.organism.fixtures import default_dialogues, is_organism
     from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
-    from zbb.runner import RunConfig, merge_and_report, run
+    from zbb.runner import RunConfig, check_audio, merge_and_report, run
 
+    if args.audio:
+        check_audio(args.audio, ALL_CONDITIONS, limit=args.limit)  # before the model loads
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = duplex_steer.load(args.model)
@@ -270,7 +298,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
         print(report.to_text())
     config = RunConfig(model=args.model, conditions=ALL_CONDITIONS, vector=str(vector_path), batch_size=args.batch_size,
                        limit=args.limit, seed=args.seed, alpha=steer["alpha"], span=steer["span"],
-                       repetitions=args.repetitions)
+                       repetitions=args.repetitions, audio=args.audio)
     run(config, out, model=model)
     merge_and_report(out)
     print((out / "report.md").read_text(encoding="utf-8"), end="")
@@ -292,6 +320,7 @@ def _add_main(subparsers: Any) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--repetitions", type=int, default=1, help="sampled runs per item and condition")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--audio", default=None, help=AUDIO_HELP)
     parser.set_defaults(func=_cmd_main)
 
 
@@ -310,9 +339,21 @@ def _add_report(subparsers: Any) -> None:
 
 
 def _add_build(subparsers: Any) -> None:
-    parser = subparsers.add_parser("build", help="regenerate the benchmark audio with a TTS")
-    parser.add_argument("--out", default=None, help="audio folder (default: the committed zbb/audio)")
-    parser.add_argument("--tts", default=None, help="registered TTS name (default: espeak-ng)")
+    parser = subparsers.add_parser(
+        "build", help="render the benchmark's speech with a TTS engine, or index recordings of people",
+        description="Without options: rebuild the committed default (espeak-ng word by word) in zbb/audio. "
+        "--tts ENGINE [--voice V]: speak every query, buffered query and context sentence by sentence into "
+        "--out (default zbb/renderings/ENGINE-VOICE) with manifest.json (onsets detected and checked against "
+        "the engine's timings). --from-recordings DIR: write DIR/manifest.json for recordings of a person.")
+    parser.add_argument("--tts", default=None, help="engine: espeak-ng, flite or festival (any registered TTS)")
+    parser.add_argument("--voice", default=None,
+                        help="engine voice: espeak-ng en-us...; flite slt, awb, rms, kal; festival slt-hts, kal")
+    parser.add_argument("--out", default=None, help="rendering folder (default: zbb/renderings/ENGINE-VOICE)")
+    parser.add_argument("--from-recordings", default=None, metavar="DIR",
+                        help="folder of recordings: queries/<id>.wav, contexts/<slug>.wav, optionally buffered/<id>.wav")
+    parser.add_argument("--speaker", default=None, help="who was recorded (stored in the manifest)")
+    parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
+    parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.set_defaults(func=_cmd_build)
 
 

@@ -37,6 +37,7 @@ from duplex_steer.steering import PerceptionVector, Steering, SteeringController
 from . import load_items
 from .asr import load_asr, transcribe_scenario
 from .build import load_buffered_query_audio, load_context_audio, load_query_audio
+from .rendering import validate_rendering
 from .report import KNOWN_CONDITIONS, write_report
 from .scenario import DONE, WAITING, Scenario, ScenarioRules, split_condition
 from .scoring import is_correct, iwor, latency, take_over
@@ -75,6 +76,7 @@ class RunConfig:
     items: list[str] | None = None
     limit: int | None = None
     asr_model: str | None = None  # score an ASR transcript of the model's audio (zbb.asr), not its text
+    audio: str | None = None  # a rendering folder (zbb.rendering, `zbb build`); None: the committed zbb/audio
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,6 +95,17 @@ class RunConfig:
             raise RunError("steered conditions need --vector FILE (make one with `duplex-steer fit-vector`)")
         if self.repetitions < 1 or self.batch_size < 1:
             raise RunError("repetitions and batch size must be at least 1")
+        if self.audio is not None:
+            check_audio(self.audio, self.conditions, self.items, self.limit)
+
+
+def check_audio(audio: str | Path, conditions: list[str], items: list[str] | None = None,
+                limit: int | None = None) -> dict[str, Any]:
+    """Check a rendering folder holds every file these conditions and items play (before a model loads)."""
+    config = RunConfig(conditions=conditions, items=items, limit=limit)
+    selected = list({it["id"]: it for it, _, _ in _work(config)}.values())
+    kinds = ["query", "context"] + (["buffered"] if any(split_condition(c)[0] == "buffered" for c in conditions) else [])
+    return validate_rendering(audio, selected, kinds)
 
 
 def _work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
@@ -176,7 +189,7 @@ class Runner:
     def run_batch(self, work: Sequence[tuple[dict[str, Any], str, int]]) -> Iterator[dict[str, Any]]:
         """Play one batch; yield each record as soon as its scenario is done (noise keyed per item: `zbb.work`)."""
         model, c = self.model, self.config
-        scenarios = [Scenario(item, cond, rep, load_context_audio(None, item["context"]),
+        scenarios = [Scenario(item, cond, rep, load_context_audio(c.audio, item["context"]),
                               self._query(item["id"], cond), c.rules, activity=self.activity)
                      for item, cond, rep in work]
         B = len(scenarios)
@@ -224,11 +237,10 @@ class Runner:
             for h in handles:
                 h.remove()
 
-    @staticmethod
-    def _query(item_id: str, condition: str) -> np.ndarray:
+    def _query(self, item_id: str, condition: str) -> np.ndarray:
         if split_condition(condition)[0] == "buffered":
-            return load_buffered_query_audio(None, item_id)
-        return load_query_audio(None, item_id)
+            return load_buffered_query_audio(self.config.audio, item_id)
+        return load_query_audio(self.config.audio, item_id)
 
     def _frame_codes(self, s: Scenario, t: int) -> torch.Tensor:
         if t < s.codes.shape[1]:
