@@ -15,7 +15,8 @@ import torch
 from duplex_steer.steering import PerceptionVector
 from tests.conftest import REPO
 from zbb import load_items
-from zbb.runner import RunConfig, RunError, merge_and_report, read_results, run
+from zbb.build import load_query_audio
+from zbb.runner import RunConfig, RunError, Runner, merge_and_report, read_results, run
 from zbb.scenario import DONE, QUERY, Scenario, ScenarioRules
 
 RULES = ScenarioRules(interrupt_after_frames=3, quiet_frames=2, max_wait_frames=6, reply_frames=4)
@@ -90,6 +91,36 @@ def test_run_records_every_condition_and_resumes_without_redoing(tiny, vector_fi
     report = merge_and_report(tmp_path)
     assert set(report["conditions"]) == {c for c in cfg.conditions}
     assert "pipeline check" in (tmp_path / "report.md").read_text()
+    # the oracle is the query's first speech: espeak-ng renderings start 2 ms in, so its placement frame
+    assert steer["speech_onset_frame"] == steer["onset_frame"] and steer["onset_latency_frames"] == 0
+    assert mistimed["onset_latency_frames"] is None and by[(item, "interrupt")]["onset_latency_frames"] is None
+    assert report["onset_source"].startswith("oracle") and report["onsets"]["interrupt+steer"]["n"] == 2
+    assert "Onset source: oracle" in (tmp_path / "report.md").read_text()
+
+
+def test_oracle_steers_from_the_first_speech_of_a_query_that_opens_on_silence(tiny, vector_file, tmp_path,
+                                                                               monkeypatch):
+    silent_start = staticmethod(lambda item_id, cond: np.concatenate(
+        [np.zeros(12_000, np.float32), load_query_audio(None, item_id)]))  # 0.5 s of silence first
+    monkeypatch.setattr(Runner, "_query", silent_start)
+    cfg = _config(vector_file, conditions=["interrupt+steer"], limit=1)
+    steer = read_results(run(cfg, tmp_path, model=tiny, progress=False))[0]
+    assert steer["query_speech_s"] == pytest.approx(0.5, abs=0.011)
+    assert steer["speech_onset_frame"] == steer["onset_frame"] + 6  # 0.50 s is in the 7th frame (0.48-0.56 s)
+    assert steer["steer_onsets"] == [steer["speech_onset_frame"]] and steer["onset_latency_frames"] == 0
+
+
+def test_detectors_fire_only_while_the_model_speaks_unless_told_otherwise(tiny, vector_file, tmp_path):
+    assert RunConfig().onset_only_while_model_speaks is True
+    for gate in (True, False):
+        cfg = _config(vector_file, conditions=["interrupt+steer"], limit=1, onset="energy",
+                      onset_only_while_model_speaks=gate)
+        steer = read_results(run(cfg, tmp_path / str(gate), model=tiny, progress=False))[0]
+        onsets = steer["steer_onsets"]
+        assert steer["onset_latency_frames"] == (onsets[0] - steer["speech_onset_frame"] if onsets else None)
+        report = merge_and_report(tmp_path / str(gate))
+        expected = "fires only while the model speaks" if gate else "fires whenever the user sounds"
+        assert expected in report["onset_source"] and expected in (tmp_path / str(gate) / "report.md").read_text()
 
 
 def test_greedy_conditions_share_everything_until_the_onset(tiny, vector_file, tmp_path):

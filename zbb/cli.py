@@ -177,7 +177,8 @@ def _run_config(args: argparse.Namespace):
 
     rules = ScenarioRules(interrupt_after_frames=args.interrupt_after, quiet_frames=args.quiet_frames,
                           max_wait_frames=args.max_wait, reply_frames=args.reply_frames)
-    return RunConfig(model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
+    gate = {} if args.only_while_speaking is None else {"onset_only_while_model_speaks": args.only_while_speaking}
+    return RunConfig(**gate, model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
                      alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset, rules=rules,
                      greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
                      batch_size=args.batch_size, items=args.items, limit=args.limit,
@@ -250,7 +251,11 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=5.5)
     parser.add_argument("--span", type=int, default=3)
     parser.add_argument("--schedule", default="linear", choices=["linear", "constant", "exponential"])
-    parser.add_argument("--onset", default="oracle", choices=["oracle", "energy", "vad"])
+    parser.add_argument("--onset", default="oracle", choices=["oracle", "energy", "vad"],
+                        help="oracle: the query's first speech; energy / VAD: causal detectors on the user's audio")
+    parser.add_argument("--only-while-speaking", action=argparse.BooleanOptionalAction, default=None,
+                        help="energy / VAD fire only while the model speaks (default: on, as in duplex-steer steer "
+                             "and the demo)")
     parser.add_argument("--interrupt-after", type=int, default=12, help="model speech frames before the query")
     parser.add_argument("--quiet-frames", type=int, default=10, help="no_interrupt: silent frames before the query")
     parser.add_argument("--max-wait", type=int, default=125, help="frames to wait at most before the query")

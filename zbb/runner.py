@@ -9,7 +9,9 @@ toolkit version are saved in `config.json`. Conditions:
 - `interrupt+mistimed`: the right vector at the wrong time, the end of the query (control);
 - `buffered`: an interruption that starts with "Um, excuse me,"; `buffered+steer` and
   `no_interrupt+steer`: the vector where nothing is missed (side effects).
-A `+steer` / `+random` condition is steered from the query's onset, `+mistimed` from its end.
+A `+steer` / `+random` condition is steered from the query's onset, `+mistimed` from its end. The
+oracle onset is the query's first speech (`zbb.onsets`); the energy / VAD detectors fire only while
+the model speaks unless `onset_only_while_model_speaks` is off (the steering layer's shared default).
 Scenarios of one (item, repetition) share their sampling noise across conditions, keyed to the item
 and repetition, and batches and shards hold whole items (`zbb.work`): results do not depend on how
 the work is cut into batches, shards or resumed pieces.
@@ -32,11 +34,19 @@ from duplex_steer import PIPELINE_CHECK_NOTE, __version__
 from duplex_steer.audio import FRAME_SAMPLES
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.probes.activity import model_activity_rule
-from duplex_steer.steering import PerceptionVector, Steering, SteeringController, make_detector, patch
+from duplex_steer.steering import (
+    ONLY_WHILE_MODEL_SPEAKS,
+    PerceptionVector,
+    Steering,
+    SteeringController,
+    make_detector,
+    patch,
+)
 
 from . import load_items
 from .asr import load_asr, transcribe_scenario
 from .build import load_buffered_query_audio, load_context_audio, load_query_audio
+from .onsets import QueryOnsets, onset_fields, onset_markdown, onset_source, summarize_onsets
 from .rendering import validate_rendering
 from .report import KNOWN_CONDITIONS, write_report
 from .scenario import DONE, WAITING, Scenario, ScenarioRules, split_condition
@@ -68,6 +78,7 @@ class RunConfig:
     span: int = 3
     schedule: str = "linear"
     onset: str = "oracle"
+    onset_only_while_model_speaks: bool = ONLY_WHILE_MODEL_SPEAKS  # energy / VAD only
     rules: ScenarioRules = field(default_factory=ScenarioRules)
     greedy: bool = False
     seed: int = 0
@@ -174,6 +185,8 @@ class Runner:
         self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
         self.asr = load_asr(config.asr_model) if config.asr_model else None
         self._codes: dict[int, torch.Tensor] = {}  # session frame -> model codes [B, 8], for the ASR
+        self._query_onsets = QueryOnsets()
+        self._speech_shift: list[int] = []  # per batch item: frames from the query's placement to its speech
         self.activity = model_activity_rule(model, config.rules.hold)  # "model speaking" for its vocabulary
 
     def steerings(self) -> dict[str, Steering]:
@@ -207,7 +220,9 @@ class Runner:
                 ctl = SteeringController(steering, B, enabled=enabled)
                 controllers[cond] = ctl
                 handles.append(patch(model, ctl))
-        detector = make_detector(c.onset, **({"frames": [None] * B} if c.onset == "oracle" else {}))
+        self._speech_shift = [self._query_onset(s).frame for s in scenarios]
+        detector = make_detector(c.onset, **({"frames": [None] * B} if c.onset == "oracle" else
+                                             {"only_while_model_speaks": c.onset_only_while_model_speaks}))
         text_hist: list[np.ndarray] = []
         pending = set(range(B))
         self._codes = {}
@@ -242,18 +257,22 @@ class Runner:
             return load_buffered_query_audio(self.config.audio, item_id)
         return load_query_audio(self.config.audio, item_id)
 
+    def _query_onset(self, s: Scenario):
+        return self._query_onsets.get((s.item["id"], split_condition(s.condition)[0] == "buffered"), s.query)
+
     def _frame_codes(self, s: Scenario, t: int) -> torch.Tensor:
         if t < s.codes.shape[1]:
             return s.codes[:, t]
         return s.codes[:, -1]  # trailing silence
 
     def _detect(self, scenarios, detector, controllers, t, text_hist) -> None:
-        """Onsets for steered items (not the mistimed control): oracle = the query's first frame."""
+        """Onsets for steered items (not the mistimed control): oracle = the frame of the query's first speech."""
         if not controllers:
             return
         if self.config.onset == "oracle":
             for b, s in enumerate(scenarios):
-                if s.onset_frame == t and injection(s.condition) in ("steer", "random"):
+                speech = s.onset_frame + self._speech_shift[b] if s.onset_frame is not None else None
+                if speech == t and injection(s.condition) in ("steer", "random"):
                     controllers[s.condition].trigger(b, t)
             return
         audio = np.stack([self._frame_audio(s, t) for s in scenarios])
@@ -291,7 +310,8 @@ class Runner:
             "tor": take_over(chunks, end_s), "latency": latency(chunks, end_s),
             "onset_frame": s.onset_frame, "query_end_frame": s.query_end_frame,
             "model_speaking_at_onset": s.model_speaking_at_onset, "waited_frames": s.waited_frames,
-            "steer_onsets": onsets, "steered_frames": ctl.steered_frames(b) if ctl is not None else [], **extra,
+            "steer_onsets": onsets, "steered_frames": ctl.steered_frames(b) if ctl is not None else [],
+            **onset_fields(s.onset_frame, self._query_onset(s), onsets, injection(s.condition)), **extra,
         }
 
 
@@ -377,4 +397,11 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None) -> dict[str
         from duplex_steer.organism import ORGANISM_NOTE
 
         caveat = ORGANISM_NOTE
-    return write_report(list(records.values()), out, caveat=caveat, extra={"run": cfg})
+    run_cfg = cfg.get("config", {})  # runs saved before the restriction existed were not restricted
+    source = onset_source(run_cfg.get("onset", "oracle"), run_cfg.get("onset_only_while_model_speaks", False))
+    onsets = summarize_onsets(records.values())
+    report = write_report(list(records.values()), out, caveat=caveat,
+                          extra={"run": cfg, "onset_source": source, "onsets": onsets})
+    with (out / "report.md").open("a", encoding="utf-8") as fh:
+        fh.write(onset_markdown(source, onsets))
+    return report
