@@ -22,7 +22,10 @@ def _model_args(p: argparse.ArgumentParser, default: str = "tiny") -> None:
 def _load(args: argparse.Namespace):
     import torch
 
-    from .engine import load
+    from .models import load
+    from .prompt_args import check_prompt_args
+
+    check_prompt_args(args)  # a bad --voice fails before the model loads
 
     dtype = getattr(torch, args.dtype) if args.dtype else None
     model = load(args.model, device=args.device, dtype=dtype)
@@ -30,13 +33,24 @@ def _load(args: argparse.Namespace):
     return model
 
 
+def _load_with_prompt(args: argparse.Namespace):
+    """The model and the conversation start its --voice / --text-prompt (or its defaults) give."""
+    from .prompt_args import prompt_from_args, prompt_line
+
+    model = _load(args)
+    prompt = prompt_from_args(model, args)
+    print(prompt_line(prompt), file=sys.stderr)
+    return model, prompt
+
+
 def cmd_converse(args: argparse.Namespace) -> int:
     """A full-duplex conversation on a recording: writes the model's audio and text."""
     from .audio import save_audio
-    from .engine.conversation import ConversationPrompt, converse
+    from .engine.conversation import PERSONAPLEX_DEFAULT_ROLE, converse
 
-    model = _load(args)
-    prompt = ConversationPrompt.personaplex(voice=args.voice_prompt, role=args.role) if args.personaplex_prompt else None
+    if args.personaplex_prompt and args.text_prompt is None:
+        args.text_prompt = PERSONAPLEX_DEFAULT_ROLE
+    model, prompt = _load_with_prompt(args)
     result = converse(model, args.audio, greedy=args.greedy, seed=args.seed, prompt=prompt, progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -45,7 +59,7 @@ def cmd_converse(args: argparse.Namespace) -> int:
         "model": model.label, "input": str(args.audio), "frames": int(result.text_tokens.shape[1]),
         "frame_offset": result.frame_offset, "text": result.texts[0], "pieces": result.pieces[0],
         "text_tokens": result.text_tokens[0].tolist(), "model_codes": result.model_codes[0].tolist(),
-        "greedy": args.greedy, "seed": args.seed,
+        "greedy": args.greedy, "seed": args.seed, "prompt": result.prompt,
     }
     (out / "conversation.json").write_text(json.dumps(record, indent=1))
     print(f"model text: {result.texts[0]!r}")
@@ -86,7 +100,7 @@ def cmd_fit_vector(args: argparse.Namespace) -> int:
     from .organism.fixtures import default_dialogues
     from .steering.fit import ActivityLabeler, AffinityLabeler, fit_perception_vector
 
-    model = _load(args)
+    model, prompt = _load_with_prompt(args)
     dialogues = default_dialogues(model)[: args.dialogues] if args.dialogues else default_dialogues(model)
     layers = args.layers or [default_steering(model)["layer"]]
     if args.split == "affinity":
@@ -99,7 +113,7 @@ def cmd_fit_vector(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     vector, report = fit_perception_vector(model, dialogues, layers, labeler, batch_size=args.batch_size,
-                                           seed=args.seed, progress=progress)
+                                           seed=args.seed, progress=progress, prompt=prompt)
     bar.close()
     path = vector.save(args.out)
     print(report.to_text())
@@ -130,11 +144,12 @@ def cmd_steer(args: argparse.Namespace) -> int:
         gate = {} if args.only_while_speaking is None else {"only_while_model_speaks": args.only_while_speaking}
         detector = make_detector(args.onset, **gate)
     vector = PerceptionVector.load(args.vector)
-    model = _load(args)
+    model, prompt = _load_with_prompt(args)
     layer = args.layer if args.layer is not None else vector.layers[0]
     alpha = args.alpha if args.alpha is not None else default_steering(model)["alpha"]
     steering = Steering(vector, [layer], alpha=alpha, span=args.span, schedule=args.schedule)
-    cmp = steer_recording(model, args.audio, steering, detector, greedy=args.greedy, seed=args.seed, progress=True)
+    cmp = steer_recording(model, args.audio, steering, detector, greedy=args.greedy, seed=args.seed, progress=True,
+                          prompt=prompt)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_audio(out / "unsteered.wav", cmp.result.model_audio[0])
@@ -163,6 +178,7 @@ class CliError(DuplexSteerError):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duplex-steer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    from .prompt_args import add_prompt_args
 
     p = sub.add_parser("converse", help="run a full-duplex conversation on a recording")
     _model_args(p)
@@ -170,9 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/converse", help="output folder")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--personaplex-prompt", action="store_true", help="start with PersonaPlex's voice/role prompt")
-    p.add_argument("--voice-prompt", default=None, help="voice prompt recording (with --personaplex-prompt)")
-    p.add_argument("--role", default=None, help="role text prompt (with --personaplex-prompt)")
+    p.add_argument("--personaplex-prompt", action="store_true",
+                   help="PersonaPlex's default role (and voice) on any model, not only PersonaPlex-shaped ones")
+    add_prompt_args(p)
     p.set_defaults(func=cmd_converse)
 
     p = sub.add_parser("convert", help="convert a checkpoint (e.g. kyutai-native) to a HuggingFace-format folder")
@@ -194,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dialogues", type=int, default=None, help="use only the first N dialogues")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    add_prompt_args(p)
     p.set_defaults(func=cmd_fit_vector)
 
     p = sub.add_parser("steer", help="steered vs unsteered conversation on a recording")
@@ -216,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="energy / VAD fire only while the model speaks (default: on, as in ZBB and the demo)")
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    add_prompt_args(p)
     p.set_defaults(func=cmd_steer)
 
     from .demo import register as register_demo

@@ -86,6 +86,7 @@ def known_turns(audio: Path, spec: str) -> list[dict[str, Any]] | None:
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `analyze` subcommand to the duplex-steer parser."""
     from ..cli import _model_args
+    from ..prompt_args import add_prompt_args
 
     p = subparsers.add_parser("analyze", help="per-layer generation / perception affinities, figures, inertia",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -110,28 +111,29 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8, help="recordings per batch for dialogues and pairs")
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    add_prompt_args(p)
     p.set_defaults(func=cmd_analyze)
     return p
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Run the analysis; write the JSON and figures to args.out."""
-    from ..cli import _load
+    from ..cli import _load_with_prompt
     from . import plots
 
     audio = Path(args.audio)
     wav = check_recording(audio)
-    model = _load(args)
+    model, prompt = _load_with_prompt(args)
     layers = parse_layers(args.layers, model.num_layers)
     band = tuple(args.band) if args.band else default_band(model.num_layers)
     lens_kw = {"layers": layers, "band": band, "gen_lenses": args.gen_lens, "perc_lens": args.perc_lens,
-               "greedy": args.greedy, "seed": args.seed}
+               "greedy": args.greedy, "seed": args.seed, "prompt": prompt}
     turns = known_turns(audio, args.turns)
     result, conv = compute_affinities(model, wav, turns=[turns], decode_audio=False, progress=True, **lens_kw)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     own = measure_inertia(result, args.k, args.max_frames, labels=[audio.name])
-    extra: dict[str, Any] = {"input": str(audio), "model_text": conv.texts[0],
+    extra: dict[str, Any] = {"input": str(audio), "model_text": conv.texts[0], "prompt": conv.prompt,
                              "inertia": {"k_consecutive": args.k, "onsets": [vars(x) for x in own]}}
     result.save_json(out / "affinity.json", **extra)
     written = [out / "affinity.json", plots.plot_heatmaps(result, out / "heatmaps.png"),
@@ -141,7 +143,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if report is not None:
         note = {"note": PIPELINE_CHECK_NOTE} if model.is_random else {}
         (out / "inertia.json").write_text(json.dumps({"model": model.label, "is_random": model.is_random, **note,
-                                                      **report.to_json()}, indent=1))
+                                                      "prompt": conv.prompt, **report.to_json()}, indent=1))
         written += [out / "inertia.json",
                     plots.plot_inertia(report.inertias, out / "inertia.png", model.label, model.is_random, args.k)]
     for path in written:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .. import __version__
-from ..engine.conversation import converse
+from ..engine.conversation import ConversationPrompt, converse, describe_prompt
 from ..errors import DuplexSteerError
 from ..hooks import Sink, check_layers, patch_record
 from ..probes.activity import HOLD_FRAMES, text_activity
@@ -180,11 +180,13 @@ def fit_perception_vector(
     seed: int = 0,
     greedy: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    prompt: ConversationPrompt | None = None,
 ) -> tuple[PerceptionVector, FitReport]:
     """Run each dialogue through the model, label frames, and return (vector, report).
 
     `dialogues` are objects with `.audio()` and `.user_speaking()` (see speech.dialogues); the last
-    `heldout_fraction` of them only score the vector (AUC), they do not shape it.
+    `heldout_fraction` of them only score the vector (AUC), they do not shape it. `prompt` (e.g.
+    PersonaPlex's voice and role, `engine.prompt.build_prompt`) starts every conversation.
     """
     layers = check_layers(model, layers)
     labeler = labeler or ActivityLabeler()
@@ -228,7 +230,7 @@ def fit_perception_vector(
                                     st.reservoir[j] = h[r].float()
 
                 converse(model, [(dlg.audio(), 24_000) for dlg in batch], greedy=greedy, seed=seed + start,
-                         on_frame=on_frame, decode_audio=False)
+                         on_frame=on_frame, decode_audio=False, prompt=prompt)
                 done += len(batch)
                 if progress:
                     progress(done, len(dialogues))
@@ -258,6 +260,6 @@ def fit_perception_vector(
         "labeler": {k: v for k, v in vars(labeler).items() if not k.startswith("_")},
         "frame_counts": counts, "dialogues": {"train": len(train), "heldout": len(held)},
         "report": {str(k): v for k, v in per_layer.items()}, "toolkit_version": __version__,
-        "pipeline_check_only": bool(model.is_random),
+        "pipeline_check_only": bool(model.is_random), "prompt": describe_prompt(prompt),
     }
     return PerceptionVector(directions, meta), FitReport(counts, per_layer)
