@@ -190,3 +190,15 @@ def test_zbb_run_plays_a_rendering_on_the_tiny_model(built, tmp_path) -> None:
     speech_frames = -(-len(build.load_query_audio(out, item["id"])) // 1920)
     interrupt = by_condition["interrupt"]
     assert interrupt["query_end_frame"] - interrupt["onset_frame"] == speech_frames
+
+
+@pytest.mark.parametrize(("name", "engine"), [("festival-slt-hts", "festival"), ("flite-slt", "flite"),
+                                              ("espeak-ng-en-us", "espeak-ng")])
+def test_committed_renderings_are_complete_small_and_unflagged(name: str, engine: str) -> None:
+    folder = rendering.RENDERINGS_DIR / name
+    manifest = rendering.validate_rendering(folder, build.read_items(), ["query", "context", "buffered"])
+    assert manifest["flagged"] == [] and len(manifest["entries"]) == 225  # 100 queries, 25 contexts, 100 buffered
+    end_check = "unchecked" if engine == "espeak-ng" else "ok"  # espeak-ng's library times words' starts only
+    assert all(e["onset_check"] == "ok" and e["end_check"] == end_check for e in manifest["entries"])
+    assert manifest["tts"] == engine and manifest["tts_settings"]["voice"] == manifest["voice"]
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 4_500_000
