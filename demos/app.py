@@ -39,6 +39,7 @@ from duplex_steer.organism.fixtures import default_dialogues
 from duplex_steer.probes.activity import Activity, energy_activity, text_activity, turns_activity
 from duplex_steer.probes.affinity import AffinityResult, OnlineAffinity, default_band
 from duplex_steer.steering import (
+    ONLY_WHILE_MODEL_SPEAKS,
     SCHEDULES,
     ActivityLabeler,
     PerceptionVector,
@@ -436,7 +437,8 @@ def build_app(model_source: str = "organism", vector: str | Path | None = None, 
                                        info="weight over the span: linear 1 -> 1/span, constant, exponential")
                 detector = gr.Radio(list(DETECTORS), value="oracle", label="Onset detector",
                                     info="oracle: the known interruption time; energy / VAD: detected live")
-                only_speaking = gr.Checkbox(True, label="Energy / VAD fire only while the model speaks")
+                # the steering layer's default, the one `duplex-steer steer` and `zbb run` use
+                only_speaking = gr.Checkbox(ONLY_WHILE_MODEL_SPEAKS, label="Energy / VAD fire only while the model speaks")
                 seed = gr.Number(0, precision=0, label="Seed (sampling)")
                 run_btn = gr.Button("Run unsteered + steered", variant="primary")
         message = gr.Textbox(label="Messages", interactive=False, lines=2, elem_id="messages")

@@ -80,6 +80,16 @@ def test_safe_defaults(served):
     assert runs and runs[0].concurrency_limit == 1
 
 
+def test_detectors_fire_only_while_the_model_speaks_by_default(served):
+    """The page's default is the steering layer's, the one `duplex-steer steer` and `zbb run` use."""
+    from duplex_steer.steering import ONLY_WHILE_MODEL_SPEAKS
+
+    app, _ = served
+    label = "Energy / VAD fire only while the model speaks"
+    boxes = [b for b in app.blocks.values() if getattr(b, "label", None) == label]
+    assert len(boxes) == 1 and boxes[0].value is ONLY_WHILE_MODEL_SPEAKS is True
+
+
 def test_zbb_item_runs_unsteered_and_steered(client):
     out = unpack(run(client))
     assert out["message"].startswith("Done"), out["message"]
