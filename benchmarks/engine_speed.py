@@ -337,7 +337,7 @@ def worker(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     import torch
     import transformers
 
-    from duplex_steer.engine import load
+    from duplex_steer import load
 
     transformers.logging.set_verbosity_error()
     if cfg["threads"]:

@@ -16,7 +16,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load": "duplex_steer.engine.loading",
+    "load": "duplex_steer.models",
     "LoadError": "duplex_steer.engine.loading",
     "DuplexModel": "duplex_steer.engine.model",
     "PIPELINE_CHECK_NOTE": "duplex_steer.engine.model",

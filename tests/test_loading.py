@@ -92,8 +92,8 @@ def test_unsupported_architecture_field(tmp_path):
         load(folder, lm_only=True)
 
 
-def test_unknown_name_lists_the_presets():
-    with pytest.raises(LoadError, match="tiny"):
+def test_unknown_name_lists_the_presets_and_the_organism():
+    with pytest.raises(LoadError, match="'organism'.*tiny"):
         load("no-such-model")
 
 

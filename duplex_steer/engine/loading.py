@@ -27,13 +27,13 @@ from .native import NATIVE_LM, NATIVE_MIMI, NATIVE_TOKENIZER, NativeLoadError, l
 from .spec import PRESETS, ModelSpec, tiny_mimi_config
 from .text import PieceTokenizer, SentencePieceTokenizer
 
-__all__ = ["NATIVE_LM", "NATIVE_MIMI", "NATIVE_TOKENIZER", "LoadError", "load"]
+__all__ = ["NATIVE_LM", "NATIVE_MIMI", "NATIVE_TOKENIZER", "LoadError", "load_engine_model"]
 # What a hub download fetches: weights, configs, the SentencePiece model, PersonaPlex's voices
 # (voices.tgz; its web UI, dist.tgz, is skipped).
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.model", "voices.tgz"]
 TOOLKIT_META = "duplex_steer.json"
 DEFAULT_SEED = 0
-ORGANISM = "organism"  # the trained CPU organism committed in duplex_steer/organism/weights
+ORGANISM = "organism"  # the trained CPU organism (duplex_steer.models.load dispatches it)
 
 
 class LoadError(DuplexSteerError, RuntimeError):
@@ -197,18 +197,21 @@ def _download(repo_id: str, token: str | None) -> Path:
         raise LoadError(f"could not download {repo_id}: {exc}") from None
 
 
-def load(source: str | os.PathLike[str], device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-         *, lm_only: bool = False, token: str | None = None, seed: int = DEFAULT_SEED) -> DuplexModel:
-    """Load a full-duplex model from a preset name, a local folder, or a hub repository id."""
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The given device, else CUDA when available, else the CPU."""
+    return torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_engine_model(source: str | os.PathLike[str], device: str | torch.device | None = None,
+                      dtype: torch.dtype | None = None, *, lm_only: bool = False, token: str | None = None,
+                      seed: int = DEFAULT_SEED) -> DuplexModel:
+    """A preset, a kyutai-native or HuggingFace folder, or a hub repository id (`duplex_steer.load` adds
+    the organism)."""
+    dev = resolve_device(device)
     dt = dtype or default_dtype(dev)
     name = str(source)
     if name in PRESETS:
         return load_preset(name, dev, dt, seed=seed)
-    if name == ORGANISM:
-        from ..organism.checkpoint import load_organism
-
-        return load_organism(device=dev, dtype=torch.float32 if dtype is None else dt)
     path = Path(name).expanduser()
     if not path.exists():
         if name.count("/") != 1 or name.startswith((".", "/", "~")):
@@ -217,10 +220,6 @@ def load(source: str | os.PathLike[str], device: str | torch.device | None = Non
         path = _download(name, token)
     if not path.is_dir():
         raise LoadError(f"{path} is a file; give the folder that holds the checkpoint")
-    from ..organism.checkpoint import is_organism_folder, load_organism
-
-    if is_organism_folder(path):
-        return load_organism(path, device=dev, dtype=torch.float32 if dtype is None else dt, source=name)
     if is_hf_folder(path):
         return load_hf_folder(path, dev, dt, source=name)
     if is_native_folder(path):
