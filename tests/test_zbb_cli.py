@@ -224,3 +224,17 @@ def test_run_detectors_fire_only_while_the_model_speaks_unless_told(monkeypatch)
     base = ["run", "--out", "x", "--onset", "energy", "--no-report"]
     assert main(base) == 0 and main([*base, "--no-only-while-speaking"]) == 0
     assert [c.onset_only_while_model_speaks for c in configs] == [True, False]
+
+
+@pytest.mark.parametrize(("flags", "n_items"), [([], 1), (["--keep-unmet"], 2)])
+def test_report_leaves_out_interruptions_that_landed_in_a_pause_unless_kept(tmp_path, capsys, flags, n_items):
+    rows = [{"id": "penguins-true", "condition": "interrupt", "repetition": 0, "correct": 1, "iwor": 1,
+             "model_speaking_at_onset": True, "onset_frame": 50},
+            {"id": "penguins-false", "condition": "interrupt", "repetition": 0, "correct": 0, "iwor": 0,
+             "model_speaking_at_onset": False, "onset_frame": 60}]
+    _write_replies(tmp_path / "results.jsonl", rows)
+    assert main(["report", "--out", str(tmp_path), *flags]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["conditions"]["interrupt"]["n_items"] == n_items
+    assert report["condition_check"]["conditions"]["interrupt"]["unmet"][0]["id"] == "penguins-false"
+    assert "| interrupt | speaking | 1 of 2 | 0.50 |" in capsys.readouterr().out

@@ -192,7 +192,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run(_run_config(args), args.out, shard=shard)
     if args.no_report:
         return 0
-    merge_and_report(args.out)
+    merge_and_report(args.out, keep_unmet=args.keep_unmet)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"), end="")
     print(f"results and report in {args.out}")
     return 0
@@ -201,7 +201,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from zbb.runner import merge_and_report
 
-    merge_and_report(args.out)
+    merge_and_report(args.out, keep_unmet=args.keep_unmet)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"), end="")
     return 0
 
@@ -305,7 +305,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
                        limit=args.limit, seed=args.seed, alpha=steer["alpha"], span=steer["span"],
                        repetitions=args.repetitions, audio=args.audio)
     run(config, out, model=model)
-    merge_and_report(out)
+    merge_and_report(out, keep_unmet=args.keep_unmet)
     print((out / "report.md").read_text(encoding="utf-8"), end="")
     if model.is_random:
         print(f"NOTE: {duplex_steer.PIPELINE_CHECK_NOTE}.")
@@ -326,6 +326,7 @@ def _add_main(subparsers: Any) -> None:
     parser.add_argument("--repetitions", type=int, default=1, help="sampled runs per item and condition")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--audio", default=None, help=AUDIO_HELP)
+    add_keep_unmet(parser)
     parser.set_defaults(func=_cmd_main)
 
 
@@ -334,13 +335,23 @@ def _add_run(subparsers: Any) -> None:
     run_arguments(parser)
     parser.add_argument("--shard", default=None, help="RANK/WORLD (default: from torchrun's RANK, WORLD_SIZE)")
     parser.add_argument("--no-report", action="store_true", help="skip the report (shards; use `zbb report`)")
+    add_keep_unmet(parser)
     parser.set_defaults(func=_cmd_run)
 
 
 def _add_report(subparsers: Any) -> None:
     parser = subparsers.add_parser("report", help="merge a run's shards and write the report")
     parser.add_argument("--out", required=True, help="run folder")
+    add_keep_unmet(parser)
     parser.set_defaults(func=_cmd_report)
+
+
+def add_keep_unmet(parser: argparse.ArgumentParser) -> None:
+    """--keep-unmet: score the items whose condition did not happen (listed in the report either way)."""
+    parser.add_argument("--keep-unmet", action="store_true",
+                        help="keep in the scores the items whose condition did not happen (an interruption that "
+                             "landed while the model was silent, a normal turn while it spoke); by default they "
+                             "are listed in the report and left out")
 
 
 def _add_build(subparsers: Any) -> None:

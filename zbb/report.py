@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .condition_check import check_conditions, mark_records, render_condition_check, scored_records
+
 NO_INTERRUPT = "no_interrupt"
 INTERRUPT = "interrupt"
 STEER = "interrupt+steer"
@@ -335,6 +337,23 @@ def plot_report(
     plt.close(fig)
 
 
+def summarize_scored(records: Sequence[Mapping[str, Any]], keep_unmet: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """`summarize` over the records whose condition happened (all with ``keep_unmet``), plus the check.
+
+    A condition whose every record was left out stays in the table with 0 items and no metrics;
+    ``summary["condition_check"]`` holds the shares and the unmet items (``zbb.condition_check``).
+    """
+    scored = scored_records(records, keep_unmet)
+    summary = summarize(scored, **kwargs) if scored else {**summarize(records, **kwargs), "conditions": {},
+                                                          "recovery": {}, "recovery_gap": {}}
+    conditions = summary["conditions"]
+    for condition in condition_order(str(r["condition"]) for r in records):
+        conditions.setdefault(condition, {"n_items": 0, "n_records": 0, "metrics": {}})
+    summary["conditions"] = {c: conditions[c] for c in condition_order(conditions)}
+    summary["condition_check"] = check_conditions(records, keep_unmet)
+    return summary
+
+
 def write_report(
     records: Sequence[Mapping[str, Any]],
     out_dir: str | Path,
@@ -343,18 +362,22 @@ def write_report(
     n_boot: int = DEFAULT_N_BOOT,
     seed: int = DEFAULT_SEED,
     extra: Mapping[str, Any] | None = None,
+    keep_unmet: bool = False,
 ) -> dict[str, Any]:
     """Write items.csv, report.json, report.md and report.png into ``out_dir``; return report.json's content.
 
-    ``extra`` is merged into report.json (e.g. which scorer or model produced the replies).
+    ``extra`` is merged into report.json (e.g. which scorer or model produced the replies). Records whose
+    condition did not happen (``zbb.condition_check``) are listed and left out of the scores unless
+    ``keep_unmet``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(records, n_boot=n_boot, seed=seed)
+    summary = summarize_scored(records, keep_unmet, n_boot=n_boot, seed=seed)
     report: dict[str, Any] = {"title": title, "caveat": caveat, **summary, **dict(extra or {})}
-    write_items_csv(records, out / "items.csv")
+    write_items_csv(mark_records(records, keep_unmet), out / "items.csv")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    (out / "report.md").write_text(render_markdown(summary, caveat=caveat, title=title), encoding="utf-8")
+    markdown = render_markdown(summary, caveat=caveat, title=title) + render_condition_check(summary["condition_check"])
+    (out / "report.md").write_text(markdown, encoding="utf-8")
     plot_report(summary, out / "report.png", title=title, caveat=caveat)
     return report
 
@@ -375,6 +398,7 @@ __all__ = [
     "recovery_gap",
     "render_markdown",
     "summarize",
+    "summarize_scored",
     "write_items_csv",
     "write_report",
 ]

@@ -380,8 +380,11 @@ def _launcher_shard() -> tuple[int, int]:
     return rank, world
 
 
-def merge_and_report(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]:
-    """Merge every shard's results into one report (items.csv, report.json/.md/.png)."""
+def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet: bool = False) -> dict[str, Any]:
+    """Merge every shard's results into one report (items.csv, report.json/.md/.png).
+
+    Items whose condition did not happen (`zbb.condition_check`) are listed, and left out of the scores
+    unless `keep_unmet`."""
     out = Path(out_dir)
     records = {}
     for f in sorted(out.glob("results*.jsonl")):
@@ -401,7 +404,7 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None) -> dict[str
     source = onset_source(run_cfg.get("onset", "oracle"), run_cfg.get("onset_only_while_model_speaks", False))
     onsets = summarize_onsets(records.values())
     report = write_report(list(records.values()), out, caveat=caveat,
-                          extra={"run": cfg, "onset_source": source, "onsets": onsets})
+                          extra={"run": cfg, "onset_source": source, "onsets": onsets}, keep_unmet=keep_unmet)
     with (out / "report.md").open("a", encoding="utf-8") as fh:
         fh.write(onset_markdown(source, onsets))
     return report
