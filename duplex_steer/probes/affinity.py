@@ -30,7 +30,14 @@ from ..engine.conversation import ConversationResult, Recording, as_waveform, co
 from ..engine.model import PIPELINE_CHECK_NOTE
 from ..errors import DuplexSteerError
 from ..hooks import HookHandle, Sink, check_layers, patch_record
-from .activity import Activity, detect_onsets, energy_activity, text_activity, turn_onsets, turns_activity
+from .activity import (
+    Activity,
+    detect_onsets,
+    energy_activity,
+    model_activity_rule,
+    turn_onsets,
+    turns_activity,
+)
 from .lenses import Lens, StepTokens, default_lenses, get_lens
 
 
@@ -281,13 +288,14 @@ def compute_affinities(
     T = S_gen.shape[1]
     turns = list(turns) if turns is not None else [None] * len(waves)
     user = np.stack([turns_activity(tr, T) if tr else energy_activity(w, T) for w, tr in zip(waves, turns, strict=True)])
-    model_active = text_activity(conv.text_tokens.numpy())
+    rule = model_activity_rule(model)
+    model_active = rule.speaking(conv.text_tokens.numpy())
     if onsets is None:
         onsets = [turn_onsets(tr, T) if tr else detect_onsets(u) for tr, u in zip(turns, user, strict=True)]
     onsets = [list(map(int, o)) for o in onsets]
     activity = Activity(user=user, model=model_active, onsets=onsets,
                         user_source=" / ".join(sorted({"turn timings" if tr else "audio energy" for tr in turns})),
-                        model_source="text stream: word token + 3 frames")
+                        model_source=f"text stream: {rule.name}, a token + {rule.hold} frames")
     result = AffinityResult(S_gen=S_gen, S_perc=S_perc, layers=aff.layers, band=tuple(band), activity=activity,
                             onsets=onsets, model_label=model.label, is_random=model.is_random,
                             lenses=aff.lens_info(), components=comps)

@@ -21,7 +21,7 @@ from .. import __version__
 from ..engine.conversation import ConversationPrompt, converse, describe_prompt
 from ..errors import DuplexSteerError
 from ..hooks import Sink, check_layers, patch_record
-from ..probes.activity import HOLD_FRAMES, text_activity
+from ..probes.activity import HOLD_FRAMES, WORD_RULE, TextActivityRule, model_activity_rule, text_activity
 from .vector import PerceptionVector
 
 PERCEPTIVE, GENERATIVE, SKIP = 1, -1, 0
@@ -52,13 +52,14 @@ class ActivityLabeler:
     """Perceptive: the user speaks and the model is silent; generative: the reverse.
 
     User activity comes from each dialogue's turn timings; model activity from the text tokens the
-    model sampled (`probes.activity.text_activity`: a word token plus `hold` frames). `require_model_silence=False`
+    model sampled, by its vocabulary's rule (`probes.activity.model_activity_rule`; `hold` overrides). `require_model_silence=False`
     drops the model-side condition (perceptive = user speaking, generative = user silent), which is
     what a random-weight model, always "speaking", can be fitted with.
     """
 
-    hold: int = HOLD_FRAMES
+    hold: int | None = None
     require_model_silence: bool = True
+    _rule: TextActivityRule | None = field(default=None, init=False, repr=False)
     _user: np.ndarray | None = field(default=None, init=False, repr=False)
     _text: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
 
@@ -69,13 +70,14 @@ class ActivityLabeler:
         for i, s in enumerate(speaking):
             self._user[i, : len(s)] = s
         self._text = []
+        self._rule = model_activity_rule(model, self.hold) if model is not None else WORD_RULE.with_hold(self.hold)
 
     def label(self, session, frame: int) -> np.ndarray:
         self._text.append(session.last_sampled_text.cpu().numpy())
         user = self._user[:, frame] if frame < self._user.shape[1] else np.zeros(len(self._user), bool)
         if not self.require_model_silence:
             return np.where(user, PERCEPTIVE, GENERATIVE)
-        model = speaking_now(np.stack(self._text, 1), self.hold)
+        model = self._rule.speaking_now(np.stack(self._text, 1))
         return np.where(user & ~model, PERCEPTIVE, np.where(model & ~user, GENERATIVE, SKIP))
 
 
