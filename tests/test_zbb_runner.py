@@ -219,3 +219,19 @@ def test_two_torchrun_processes_shard_one_run(vector_file, tmp_path):
     report = merge_and_report(out)
     assert report["conditions"]["interrupt"]["n_items"] == 2
     assert json.loads((out / "report.json").read_text())["conditions"]["interrupt+steer"]["n_items"] == 2
+
+
+def test_a_prompt_starts_every_scenario_and_is_recorded(tiny, vector_file, tmp_path):
+    cfg = _config(vector_file, limit=1, conditions=["interrupt", "interrupt+steer"], text_prompt="w5 w6")
+    records = {r["condition"]: r for r in read_results(run(cfg, tmp_path, model=tiny, progress=False))}
+    offset = 6 + len(tiny.tokenizer.encode("<system> w5 w6 <system>")) + 6
+    from zbb.build import load_context_audio
+
+    context_frames = -(-len(load_context_audio(None, load_items()[0]["context"])) // 1920)
+    steer = records["interrupt+steer"]
+    assert steer["onset_frame"] >= offset + context_frames  # the context is played after the prompt
+    assert steer["steer_onsets"] == [steer["onset_frame"]]  # steering stays on absolute frames
+    assert steer["steered_frames"] == [steer["onset_frame"] + k for k in range(3)]
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["config"]["text_prompt"] == "w5 w6" and saved["prompt"]["text_prompt"] == "w5 w6"
+    assert merge_and_report(tmp_path)["run"]["prompt"]["text_prompt"] == "w5 w6"

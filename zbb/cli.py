@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from duplex_steer.errors import DuplexSteerError
+from duplex_steer.prompt_args import add_prompt_args
 from zbb import ITEM_BANK_VERSION, ITEMS_PATH, ZBBItem, load_items
 
 EXIT_USAGE = 2
@@ -182,7 +183,7 @@ def _run_config(args: argparse.Namespace):
                      alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset, rules=rules,
                      greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
                      batch_size=args.batch_size, items=args.items, limit=args.limit,
-                     asr_model=args.asr_model, audio=args.audio)
+                     asr_model=args.asr_model, audio=args.audio, voice=args.voice, text_prompt=args.text_prompt)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -268,6 +269,7 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--audio", default=None, help=AUDIO_HELP)
+    add_prompt_args(parser)
     parser.add_argument("--asr-model", default=None,
                         help="score an ASR transcript of the model's audio instead of its text stream: a local "
                              "transformers speech-recognition folder or a cached hub id (see docs/zbb.md)")
@@ -283,27 +285,32 @@ def _cmd_main(args: argparse.Namespace) -> int:
     import duplex_steer
     from duplex_steer.cli import default_steering
     from duplex_steer.organism.fixtures import default_dialogues, is_organism
+    from duplex_steer.prompt_args import check_prompt_args, prompt_from_args, prompt_line
     from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
     from zbb.runner import RunConfig, check_audio, merge_and_report, run
 
     if args.audio:
         check_audio(args.audio, ALL_CONDITIONS, limit=args.limit)  # before the model loads
+    check_prompt_args(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model = duplex_steer.load(args.model)
     print(f"model: {model.label}")
+    prompt = prompt_from_args(model, args)
+    print(prompt_line(prompt))
     steer = default_steering(model)
     vector_path = out / "perception_vector.safetensors"
     if not vector_path.is_file():
         print("fitting the perception vector on the turn-by-turn dialogue set (not the benchmark's items)")
         labeler = ActivityLabeler(require_model_silence=not model.is_random)
         vector, report = fit_perception_vector(model, default_dialogues(model), [steer["layer"]], labeler,
-                                               batch_size=8)
+                                               batch_size=8, prompt=prompt)
         vector.save(vector_path)
         print(report.to_text())
     config = RunConfig(model=args.model, conditions=ALL_CONDITIONS, vector=str(vector_path), batch_size=args.batch_size,
                        limit=args.limit, seed=args.seed, alpha=steer["alpha"], span=steer["span"],
-                       repetitions=args.repetitions, audio=args.audio)
+                       repetitions=args.repetitions, audio=args.audio, voice=args.voice,
+                       text_prompt=args.text_prompt)
     run(config, out, model=model)
     merge_and_report(out, keep_unmet=args.keep_unmet)
     print((out / "report.md").read_text(encoding="utf-8"), end="")
@@ -326,6 +333,7 @@ def _add_main(subparsers: Any) -> None:
     parser.add_argument("--repetitions", type=int, default=1, help="sampled runs per item and condition")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--audio", default=None, help=AUDIO_HELP)
+    add_prompt_args(parser)
     add_keep_unmet(parser)
     parser.set_defaults(func=_cmd_main)
 

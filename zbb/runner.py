@@ -32,6 +32,13 @@ import torch
 
 from duplex_steer import PIPELINE_CHECK_NOTE, __version__
 from duplex_steer.audio import FRAME_SAMPLES
+from duplex_steer.engine.prompt import (
+    build_prompt,
+    check_voice_arg,
+    describe_prompt,
+    prompt_frames,
+    run_prompt,
+)
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.probes.activity import model_activity_rule
 from duplex_steer.steering import (
@@ -88,6 +95,8 @@ class RunConfig:
     limit: int | None = None
     asr_model: str | None = None  # score an ASR transcript of the model's audio (zbb.asr), not its text
     audio: str | None = None  # a rendering folder (zbb.rendering, `zbb build`); None: the committed zbb/audio
+    voice: str | None = None  # conversation start (engine.prompt.build_prompt); None: the model's default
+    text_prompt: str | None = None  # role text; None: the model's default ("none": no role)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -108,6 +117,7 @@ class RunConfig:
             raise RunError("repetitions and batch size must be at least 1")
         if self.audio is not None:
             check_audio(self.audio, self.conditions, self.items, self.limit)
+        check_voice_arg(self.voice)
 
 
 def check_audio(audio: str | Path, conditions: list[str], items: list[str] | None = None,
@@ -187,6 +197,8 @@ class Runner:
         self._codes: dict[int, torch.Tensor] = {}  # session frame -> model codes [B, 8], for the ASR
         self._query_onsets = QueryOnsets()
         self._speech_shift: list[int] = []  # per batch item: frames from the query's placement to its speech
+        self.prompt = build_prompt(model, config.voice, config.text_prompt)  # every scenario starts with it
+        self._prompt_frames = prompt_frames(model, self.prompt) if self.prompt is not None else None
         self.activity = model_activity_rule(model, config.rules.hold)  # "model speaking" for its vocabulary
 
     def steerings(self) -> dict[str, Steering]:
@@ -207,6 +219,10 @@ class Runner:
                      for item, cond, rep in work]
         B = len(scenarios)
         session = model.session(batch_size=B, greedy=c.greedy, noise_keys=noise_keys(c.seed, work))
+        if self._prompt_frames is not None:  # the scenario starts after the prompt, on absolute frames
+            offset = run_prompt(session, self._prompt_frames)
+            for s in scenarios:
+                s.start_frame = offset
         for s in scenarios:  # the plan before any onset depends only on the context and the query length
             key = (s.item["context"], len(s.query))
             if key not in self._initial:
@@ -261,8 +277,8 @@ class Runner:
         return self._query_onsets.get((s.item["id"], split_condition(s.condition)[0] == "buffered"), s.query)
 
     def _frame_codes(self, s: Scenario, t: int) -> torch.Tensor:
-        if t < s.codes.shape[1]:
-            return s.codes[:, t]
+        if t - s.start_frame < s.codes.shape[1]:
+            return s.codes[:, t - s.start_frame]
         return s.codes[:, -1]  # trailing silence
 
     def _detect(self, scenarios, detector, controllers, t, text_hist) -> None:
@@ -343,6 +359,9 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
         return results
     model = model or load(config.model)
     runner = Runner(model, config)
+    saved = json.loads(cfg_path.read_text())
+    if saved.get("prompt") != describe_prompt(runner.prompt):  # the voice's hash, once it is resolved
+        cfg_path.write_text(json.dumps(dict(saved, prompt=describe_prompt(runner.prompt)), indent=1))
 
     def records() -> Iterator[dict[str, Any]]:
         for batch in item_batches(work, config.batch_size):
