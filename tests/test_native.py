@@ -70,7 +70,7 @@ def offline_hub(monkeypatch, tmp_path):
 def test_replica_files_are_the_real_layout(replicas):
     moshi, pplex = replicas["moshi"], replicas["personaplex"]
     assert sorted(p.name for p in moshi.iterdir()) == sorted(
-        ["README.md", "config.json", "model.safetensors", NATIVE_MIMI, NATIVE_TOKENIZER])
+        ["README.md", "config.json", "model.safetensors", NATIVE_MIMI, NATIVE_TOKENIZER, "duplex_steer.json"])
     header = read_header(moshi / "model.safetensors")
     assert {k: v.shape for k, v in header.items()} == released_lm_layout(replica_spec("moshi", "small"))
     assert "transformer.layers.0.self_attn.in_proj_weight" in header
@@ -119,6 +119,7 @@ def test_replica_loads_from_the_hub_cache_offline(kind, replicas, offline_hub):
     assert model.spec == replica_spec(kind, "small")
     assert model.codec is not None and model.tokenizer.vocab_size() == 32000
     assert next(model.hf.decoder.parameters()).dtype == torch.bfloat16
+    assert model.is_random and "pipeline check" in model.label  # the replica labels itself
     assert not [n for n, t in [*model.hf.named_parameters(), *model.hf.named_buffers()] if t.is_meta]
 
 

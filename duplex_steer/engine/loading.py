@@ -23,7 +23,7 @@ from ..errors import DuplexSteerError
 from .build import build_hf_model, init_random_weights
 from .codec import MimiCodec
 from .model import DuplexModel
-from .native import NATIVE_LM, NATIVE_MIMI, NATIVE_TOKENIZER, NativeLoadError, load_native_parts
+from .native import NATIVE_LM, NATIVE_MIMI, NATIVE_TOKENIZER, TOOLKIT_META, NativeLoadError, load_native_parts
 from .spec import PRESETS, ModelSpec, tiny_mimi_config
 from .text import PieceTokenizer, SentencePieceTokenizer
 
@@ -31,7 +31,6 @@ __all__ = ["NATIVE_LM", "NATIVE_MIMI", "NATIVE_TOKENIZER", "LoadError", "load_en
 # What a hub download fetches: weights, configs, the SentencePiece model, PersonaPlex's voices
 # (voices.tgz; its web UI, dist.tgz, is skipped).
 DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.model", "voices.tgz"]
-TOOLKIT_META = "duplex_steer.json"
 DEFAULT_SEED = 0
 ORGANISM = "organism"  # the trained CPU organism (duplex_steer.models.load dispatches it)
 
@@ -84,6 +83,16 @@ def load_preset(name: str, device: torch.device, dtype: torch.dtype, seed: int =
                        checkpoint_id=f"preset:{name}:seed{seed}")
 
 
+def read_toolkit_meta(folder: Path) -> dict:
+    """duplex_steer.json beside a checkpoint this toolkit wrote (exports, replicas); {} elsewhere."""
+    path = folder / TOOLKIT_META
+    try:
+        meta = json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        raise LoadError(f"{path} is not valid JSON; delete it or write it again") from None
+    return meta if isinstance(meta, dict) else {}
+
+
 # --- native (kyutai) checkpoints -----------------------------------------------------------------
 def is_native_folder(folder: Path) -> bool:
     """One model.safetensors with kyutai names; config.json absent, empty, or in kyutai terms."""
@@ -107,7 +116,9 @@ def load_native(folder: Path, device: torch.device, dtype: torch.dtype, lm_only:
         raise LoadError(str(exc)) from None
     tokenizer = tokenizer or PieceTokenizer.numbered(spec.text_card)
     codec = MimiCodec(mimi) if mimi is not None else None
-    return DuplexModel(hf, spec, codec, tokenizer, source=source or str(folder), is_random=False)
+    meta = read_toolkit_meta(folder)  # replicas mark themselves random: every report then says so
+    return DuplexModel(hf, spec, codec, tokenizer, source=source or str(folder),
+                       is_random=bool(meta.get("is_random", False)), checkpoint_id=meta.get("checkpoint_id"))
 
 
 # --- HuggingFace-format checkpoints ------------------------------------------------------------------
@@ -163,8 +174,7 @@ def load_hf_folder(folder: Path, device: torch.device, dtype: torch.dtype, sourc
         tokenizer = PieceTokenizer.load(folder / "pieces.json")
     else:
         tokenizer = PieceTokenizer.numbered(spec.text_card)
-    meta_path = folder / TOOLKIT_META
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = read_toolkit_meta(folder)
     return DuplexModel(hf, spec, MimiCodec(hf.audio_encoder), tokenizer, source=source or str(folder),
                        is_random=bool(meta.get("is_random", False)), checkpoint_id=meta.get("checkpoint_id"))
 

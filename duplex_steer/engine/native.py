@@ -38,6 +38,7 @@ from .spec import PRESETS, ModelSpec, SpecError, tiny_mimi_config
 NATIVE_LM = "model.safetensors"
 NATIVE_MIMI = "tokenizer-e351c8d8-checkpoint125.safetensors"
 NATIVE_TOKENIZER = "tokenizer_spm_32k_3.model"
+TOOLKIT_META = "duplex_steer.json"  # written by this toolkit beside checkpoints it made (exports, replicas)
 # A toolkit extension (real repositories do not have it): kyutai Mimi keyword arguments for codecs
 # that are not the released one (the small replicas used in tests).
 MIMI_CONFIG_KEY = "duplex_steer_mimi"

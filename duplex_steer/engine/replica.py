@@ -10,7 +10,8 @@ A replica has exactly the real repository's files, names, shapes and dtypes, wit
   real format (`{"embeddings": [F, 1, 1, dim], "cache": [1, 17, 4]}`, as PersonaPlex's LMGen saves).
 `size="full"` is the 7B (15.4 GB LM file; what the loading benchmark measures); `size="small"` keeps
 every name but small widths (dim 64, 2 layers; card 2048 and the 32000-word text vocabulary stay real)
-and so needs a config.json (the real repositories' loader could not guess it either). Only one tensor
+and so needs a config.json (the real repositories' loader could not guess it either). A replica also holds
+`duplex_steer.json` marking it random, so that every result made with it is labelled a pipeline check. Only one tensor
 is in memory at a time. Replicas prove the loading path and the pipeline, never a research claim.
 """
 
@@ -27,7 +28,7 @@ from typing import Literal
 import torch
 
 from .convert import RELEASED_PROJECTIONS, native_lm_layout
-from .native import NATIVE_LM, NATIVE_MIMI, NATIVE_TOKENIZER
+from .native import NATIVE_LM, NATIVE_MIMI, NATIVE_TOKENIZER, TOOLKIT_META
 from .safetensors_io import write_streaming
 from .spec import PRESETS, ModelSpec
 
@@ -167,6 +168,7 @@ def write_replica(out: str | Path, kind: Kind = "moshi", size: Size = "small", s
         (out / "config.json").write_text(json.dumps(spec.to_kyutai(), indent=1))
     elif kind == "personaplex":
         (out / "config.json").write_text("{}")  # PersonaPlex's repository has an empty one
+    (out / TOOLKIT_META).write_text(json.dumps({"is_random": True, "checkpoint_id": f"replica:{kind}:{size}:seed{seed}"}))
     (out / "README.md").write_text(
         f"# Random-weight replica of the {kind} repository ({size})\n\nWritten by duplex_steer.engine.replica "
         f"(seed {seed}): the real file names, tensor names, shapes and dtypes, random values. "
