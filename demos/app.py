@@ -33,11 +33,13 @@ import numpy as np
 
 from duplex_steer import PIPELINE_CHECK_NOTE, load
 from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio, save_audio
+from duplex_steer.engine.prompt import build_prompt, check_voice_arg
 from duplex_steer.engine.text import SPECIAL_NAMES, WORD_START
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.organism.fixtures import default_dialogues
 from duplex_steer.probes.activity import Activity, energy_activity, text_activity, turns_activity
 from duplex_steer.probes.affinity import AffinityResult, OnlineAffinity, default_band
+from duplex_steer.prompt_args import prompt_line
 from duplex_steer.steering import (
     ONLY_WHILE_MODEL_SPEAKS,
     SCHEDULES,
@@ -201,8 +203,9 @@ class DemoState:
     """Server-side state: the loaded model (one at a time) and fitted default vectors per model and layer."""
 
     def __init__(self, device: str | None = None, fit_dialogues: int = 4, limits: DemoLimits = DemoLimits(),
-                 dtype: Any = None):
+                 dtype: Any = None, voice: str | None = None, text_prompt: str | None = None):
         self.device, self.dtype = device, dtype
+        self.voice, self.text_prompt = voice, text_prompt  # --voice / --text-prompt (None: the model's default)
         self.fit_dialogues = fit_dialogues
         self.limits = limits
         self.models: dict[str, Any] = {}
@@ -223,6 +226,11 @@ class DemoState:
             self.models[source] = load(source, device=self.device, dtype=self.dtype)
         return self.models[source]
 
+    def prompt(self, model):
+        """The conversation start every run on `model` uses (PersonaPlex's default voice and role for
+        PersonaPlex-shaped models unless --voice / --text-prompt say otherwise)."""
+        return build_prompt(model, self.voice, self.text_prompt)
+
     def fitted_vector(self, model, layer: int, progress: Callable[[float, str], None] | None = None,
                       when: str = "on first use") -> tuple[PerceptionVector, str]:
         """A quick vector fitted on the first dialogues of the committed set (cached per model and layer)."""
@@ -237,7 +245,8 @@ class DemoState:
 
             if progress:
                 progress(0.0, f"fitting a perception vector on {len(dialogues)} dialogues (layer {layer})")
-            vector, rep = fit_perception_vector(model, dialogues, [int(layer)], labeler, progress=report)
+            vector, rep = fit_perception_vector(model, dialogues, [int(layer)], labeler, progress=report,
+                                               prompt=self.prompt(model))
             split = ("user speaking vs user silent (the random model never falls silent)" if model.is_random
                      else "user speaking & model silent vs the reverse")
             auc = rep.layers[int(layer)]["auc"]
@@ -269,11 +278,12 @@ def resolve_vector(state: DemoState, model, layer: int, upload: str | None, path
 
 
 # --- the run --------------------------------------------------------------------------------------------
-def run_comparison(model, recording: DemoRecording, steering: Steering, detector, seed: int) -> tuple[SteeredComparison, AffinityResult]:
-    """Both conversations in one batch, with S_gen / S_perc at every layer for both."""
+def run_comparison(model, recording: DemoRecording, steering: Steering, detector, seed: int,
+                   prompt=None) -> tuple[SteeredComparison, AffinityResult]:
+    """Both conversations in one batch (after `prompt`, if any), with S_gen / S_perc at every layer for both."""
     with OnlineAffinity(model, None) as aff:
         cmp = steer_recording(model, recording.wav, steering, detector, seed=seed, progress=True,
-                              on_frame=aff.on_frame)
+                              on_frame=aff.on_frame, prompt=prompt)
     S_gen, S_perc, comps = aff.arrays()
     T = S_gen.shape[1]
     if recording.turns:
@@ -380,9 +390,13 @@ def model_banner(model, vector_desc: str | None = None) -> str:
 
 
 def build_app(model_source: str = "organism", vector: str | Path | None = None, *, device: str | None = None,
-              dtype: Any = None, limits: DemoLimits = DemoLimits(), fit_dialogues: int = 4) -> gr.Blocks:
-    """The demo page. Loads `model_source` now; with no `vector`, fits the default one now (cached)."""
-    state = DemoState(device=device, fit_dialogues=fit_dialogues, limits=limits, dtype=dtype)
+              dtype: Any = None, limits: DemoLimits = DemoLimits(), fit_dialogues: int = 4,
+              voice: str | None = None, text_prompt: str | None = None) -> gr.Blocks:
+    """The demo page. Loads `model_source` now; with no `vector`, fits the default one now (cached).
+    `voice` / `text_prompt`: the conversation start (see `duplex_steer.prompt_args`)."""
+    check_voice_arg(voice)
+    state = DemoState(device=device, fit_dialogues=fit_dialogues, limits=limits, dtype=dtype, voice=voice,
+                      text_prompt=text_prompt)
     model = state.model(model_source)
     layer0 = default_layer(model.num_layers, model)
     if vector is not None:
@@ -547,7 +561,8 @@ def _run(state: DemoState, source_name, vec_path, vec_upload, src, item_id, audi
     else:
         raise DemoError(f"unknown onset detector {detector_name!r}; choose one of {', '.join(DETECTORS)}")
     say(0.0, "running unsteered + steered conversations")
-    cmp, aff = run_comparison(model, rec, steering, detector, int(seed_i or 0))
+    prompt = state.prompt(model)
+    cmp, aff = run_comparison(model, rec, steering, detector, int(seed_i or 0), prompt)
 
     say(0.95, "drawing figures")
     out = state.new_run_dir()
@@ -581,7 +596,7 @@ def _run(state: DemoState, source_name, vec_path, vec_upload, src, item_id, audi
              f"Done in {time.time() - started:.1f} s. Onset ({detector_name}): {onset_txt}. Steered frames: "
              f"{_frames_text(cmp.steered_frames)} (layer {layer_i}, alpha {float(alpha_f):g}, {schedule_name} over "
              f"{int(span_i)} frames).",
-             f"Vector: {vector_desc}."]
+             f"Vector: {vector_desc}.", f"Conversation start ({prompt_line(prompt)})."]
     if model.is_random:
         lines.append(f"Pipeline check: {PIPELINE_CHECK_NOTE}.")
     (t0, h0), (t1, h1) = figures
@@ -592,9 +607,10 @@ def _run(state: DemoState, source_name, vec_path, vec_upload, src, item_id, audi
 def launch(model_source: str = "organism", vector: str | Path | None = None, *, host: str = "127.0.0.1",
            port: int | None = None, share: bool = False, device: str | None = None, dtype: Any = None,
            limits: DemoLimits = DemoLimits(), fit_dialogues: int = 4, prevent_thread_lock: bool = False,
-           quiet: bool = False) -> gr.Blocks:
+           quiet: bool = False, voice: str | None = None, text_prompt: str | None = None) -> gr.Blocks:
     """Build and serve the demo. Local only (127.0.0.1) and no public link unless asked."""
-    app = build_app(model_source, vector, device=device, dtype=dtype, limits=limits, fit_dialogues=fit_dialogues)
+    app = build_app(model_source, vector, device=device, dtype=dtype, limits=limits, fit_dialogues=fit_dialogues,
+                    voice=voice, text_prompt=text_prompt)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"[demo] warning: serving on {host}: anyone who can reach this machine can use the demo "
               "(there is no login)", file=sys.stderr)
