@@ -13,7 +13,7 @@ import numpy as np
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE
 from ..engine.conversation import ConversationResult, FrameCallback, Recording, as_waveform, converse
-from .fit import speaking_now
+from ..probes.activity import model_activity_rule
 from .onset import OnsetDetector, OracleOnset
 from .steer import Steering, apply
 
@@ -61,10 +61,11 @@ def steer_recording(model, recording: Recording, steering: Steering, detector: O
     frames = padded.reshape(-1, FRAME_SAMPLES)
     onsets: list[int] = []
     text_history: list[np.ndarray] = []
+    activity = model_activity_rule(model)  # the model's vocabulary's rule (SentencePiece pieces or whole words)
 
     with apply(model, steering, batch_size=2, enabled=[False, True]) as ctl:
         def before_frame(session, i):
-            speaking = (speaking_now(np.stack(text_history, 1)) if text_history
+            speaking = (activity.speaking_now(np.stack(text_history[-activity.window:], 1)) if text_history
                         else np.zeros(2, bool))
             fired = detector.update(np.repeat(frames[i : i + 1], 2, 0), i, speaking)
             if fired[1]:

@@ -21,7 +21,7 @@ from .. import __version__
 from ..engine.conversation import ConversationPrompt, converse, describe_prompt
 from ..errors import DuplexSteerError
 from ..hooks import Sink, check_layers, patch_record
-from ..probes.activity import HOLD_FRAMES, WORD_RULE, TextActivityRule, model_activity_rule, text_activity
+from ..probes.activity import WORD_RULE, TextActivityRule, model_activity_rule
 from .vector import PerceptionVector
 
 PERCEPTIVE, GENERATIVE, SKIP = 1, -1, 0
@@ -40,11 +40,6 @@ class FrameLabeler(Protocol):
     def start(self, batch: Sequence[Any], model=None, seed: int | None = None) -> None: ...
 
     def label(self, session, frame: int) -> np.ndarray: ...
-
-
-def speaking_now(recent_text: np.ndarray, hold: int = HOLD_FRAMES) -> np.ndarray:
-    """[B, k] most recent text tokens -> [B] bool: is the model speaking at the latest frame."""
-    return text_activity(recent_text[:, -(hold + 1) :], hold)[:, -1]
 
 
 @dataclass
