@@ -252,4 +252,4 @@ def test_cli_demo_defaults_are_safe_and_a_busy_port_is_one_line():
 
 def test_bad_model_source_gets_a_message(client):
     _, _, message = client.predict("./no-such-model", "", api_name="/load_model")
-    assert "neither a preset" in message and "Traceback" not in message
+    assert "is neither 'organism'" in message and "preset" in message and "Traceback" not in message
