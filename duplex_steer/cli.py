@@ -179,10 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duplex-steer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     from .prompt_args import add_prompt_args
+    from .speech.dialogues import INTERRUPTION_EXAMPLE  # the committed recording, wherever installed
 
     p = sub.add_parser("converse", help="run a full-duplex conversation on a recording")
     _model_args(p)
-    p.add_argument("--audio", default="audio_fixtures/interruption_example.ogg", help="user recording (any format/rate)")
+    p.add_argument("--audio", default=str(INTERRUPTION_EXAMPLE), help="user recording (any format/rate)")
     p.add_argument("--out", default="runs/converse", help="output folder")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
     p.add_argument("--seed", type=int, default=0)
@@ -216,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("steer", help="steered vs unsteered conversation on a recording")
     _model_args(p)
     p.add_argument("--vector", required=True, help="vector file from fit-vector")
-    p.add_argument("--audio", default="audio_fixtures/interruption_example.ogg")
+    p.add_argument("--audio", default=str(INTERRUPTION_EXAMPLE))
     p.add_argument("--out", default="runs/steer")
     p.add_argument("--layer", type=int, default=None, help="steering layer (default: the vector's first)")
     p.add_argument("--alpha", type=float, default=None, help="strength (default: the model's, see default_steering)")

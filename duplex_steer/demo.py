@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import socket
-import sys
-from pathlib import Path
 from types import ModuleType
 
 from .errors import DuplexSteerError
-
-APP_PATH = Path(__file__).resolve().parents[1] / "demos" / "app.py"
+from .resources import DEMOS_PACKAGE
 
 
 class DemoUnavailable(DuplexSteerError):
@@ -19,25 +16,14 @@ class DemoUnavailable(DuplexSteerError):
 
 
 def app_module() -> ModuleType:
-    """`demos.app`, imported from the source checkout whatever the working directory."""
-    if "demos.app" in sys.modules:
-        return sys.modules["demos.app"]
+    """`demos.app`, the demo's code: a top-level package of the repository, installed with duplex-steer."""
     try:
-        import demos.app as module
-
-        if hasattr(module, "build_app"):
-            return module
+        return importlib.import_module(f"{DEMOS_PACKAGE}.app")
     except ModuleNotFoundError as exc:
-        if exc.name not in ("demos", "demos.app"):
+        if exc.name not in (DEMOS_PACKAGE, f"{DEMOS_PACKAGE}.app"):
             raise
-    if not APP_PATH.is_file():
-        raise DemoUnavailable(f"the demo lives in demos/app.py of the source checkout and {APP_PATH} is missing; "
-                              "run it from a clone of the repository")
-    spec = importlib.util.spec_from_file_location("demos.app", APP_PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["demos.app"] = module
-    spec.loader.exec_module(module)
-    return module
+    raise DemoUnavailable(f"the demo's package {DEMOS_PACKAGE!r} is not installed; reinstall duplex-steer "
+                          "(pip install . in a checkout of the repository)")
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -14,8 +14,8 @@ import soundfile as sf
 from duplex_steer.audio import SAMPLE_RATE, load_audio
 from duplex_steer.speech import dialogues as dlg
 from duplex_steer.speech.tts import ONSET_THRESHOLD, EspeakTTS, speech_onset
+from zbb import ITEMS_PATH
 
-ITEMS_PATH = dlg.REPO_ROOT / "zbb" / "items.jsonl"
 EDGE = int(0.02 * SAMPLE_RATE)  # codec pre-echo margin around each turn: 20 ms
 
 

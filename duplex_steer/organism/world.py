@@ -22,8 +22,9 @@ import numpy as np
 from zbb.build import BUFFER_TEXT
 
 from ..engine.text import SPECIAL_NAMES, WORD_START, PieceTokenizer
+from ..resources import zbb_items_path
 
-ZBB_ITEMS = Path(__file__).resolve().parents[2] / "zbb" / "items.jsonl"
+ZBB_ITEMS = zbb_items_path()
 
 # Training-only subjects and their one true description (all descriptions come from the ZBB pool).
 EXTRA_FACTS: dict[str, str] = {

@@ -87,11 +87,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `analyze` subcommand to the duplex-steer parser."""
     from ..cli import _model_args
     from ..prompt_args import add_prompt_args
+    from ..speech.dialogues import INTERRUPTION_EXAMPLE
 
     p = subparsers.add_parser("analyze", help="per-layer generation / perception affinities, figures, inertia",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _model_args(p)
-    p.add_argument("--audio", default="audio_fixtures/interruption_example.ogg", help="user recording")
+    p.add_argument("--audio", default=str(INTERRUPTION_EXAMPLE), help="user recording")
     p.add_argument("--out", default="runs/analyze", help="output folder")
     p.add_argument("--layers", default="all", help="layers to read: 'all', '12-24', '3 7 23' (0-based)")
     p.add_argument("--band", type=int, nargs=2, metavar=("LO", "HI"), default=None,

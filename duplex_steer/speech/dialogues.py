@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio, pad_to_frames
+from duplex_steer.resources import fixtures_dir
 from duplex_steer.speech.tts import (
     ONSET_THRESHOLD,
     TTS,
@@ -35,8 +36,7 @@ from duplex_steer.speech.tts import (
     tts_settings,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES_DIR = REPO_ROOT / "audio_fixtures"
+FIXTURES_DIR = fixtures_dir()
 DIALOGUES_DIR = FIXTURES_DIR / "dialogues"
 INTERRUPTION_EXAMPLE = FIXTURES_DIR / "interruption_example.ogg"
 MANIFEST_NAME = "manifest.json"
