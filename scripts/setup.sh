@@ -28,10 +28,21 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=.venv/.duplex-steer-installed
+pip_log=.venv/pip-install.log
+# pip's output (progress, build-backend notices, "Location ... is ignored" for local indexes that lack a
+# package) goes to the log; on failure the log is shown, less those notices, and the set-up stops.
+quiet_pip() {
+  if ! .venv/bin/python -m pip "$@" >>"$pip_log" 2>&1; then
+    echo "[setup] pip $* failed; the end of $pip_log:" >&2
+    grep -v "^WARNING: Location '.*' is ignored" "$pip_log" | tail -n 40 >&2
+    exit 1
+  fi
+}
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "[setup] installing Python packages into .venv (first run: several minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  echo "[setup] installing Python packages into .venv (first run: several minutes; log: $pip_log)"
+  : >"$pip_log"
+  quiet_pip install --upgrade pip
+  quiet_pip install -e ".[dev]"
   touch "$stamp"
 fi
 echo "[setup] ready: $(.venv/bin/python -c 'import duplex_steer; print("duplex-steer", duplex_steer.__version__)')"
