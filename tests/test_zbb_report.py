@@ -71,7 +71,9 @@ def test_summary_statistics_by_hand():
     assert correct["se"] == pytest.approx(math.sqrt((4 * 0.25) / 3 / 4), abs=1e-12)
     assert correct["ci_low"] <= 0.5 <= correct["ci_high"]
     iwor = summary["conditions"]["no_interrupt"]["metrics"]["iwor"]
-    assert (iwor["mean"], iwor["se"], iwor["ci_low"], iwor["ci_high"]) == (1.0, 0.0, 1.0, 1.0)
+    # Wilson at 4 of 4: the lower bound is n / (n + z^2), not a collapsed 1.0
+    assert (iwor["mean"], iwor["se"], iwor["ci_high"], iwor["ci_method"]) == (1.0, 0.0, 1.0, "wilson")
+    assert iwor["ci_low"] == pytest.approx(4 / (4 + 1.959963984540054**2), abs=1e-12)
     assert "tor" not in steer["metrics"]
 
 
@@ -154,8 +156,14 @@ def test_write_report_files(tmp_path):
     md = (out / "report.md").read_text()
     assert caveat in md
     assert "| interrupt+steer | 4 | 0.50 +- 0.29 [" in md
-    assert "| interrupt+steer | 0.50 | 0.67 |" in md
-    assert "Gap no_interrupt - interrupt: correctness 0.50, IWOR 0.75" in md
+    # recovery: gap, value, interval; with 4 items the correctness gap vanishes in 6% of resamples: no interval
+    assert "| interrupt+steer | correctness | 4 | 0.50 | 0.50 | n/a |" in md
+    assert "correctness: the gap is <= 0 in 6% of resamples: recovery is not identified" in md
+    assert "| interrupt+steer | IWOR | 4 | 0.75 | 0.67 | [" in md
+    assert "| interrupt+steer | interrupt | correctness | 4 | +0.25 | [" in md  # paired difference
+    assert "| no_interrupt | interrupt | IWOR | 4 | +0.75 | [" in md  # the gap itself, paired
+    assert "Wilson" in md and "BCa" in md and "McNemar" in md and "Not shown" in md
+    assert on_disk["settings"] == {}  # no header given
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -172,5 +180,40 @@ def test_markdown_marks_missing_values():
     summary["recovery"] = recovery(summary["conditions"])
     md = render_markdown(summary)
     assert "| interrupt+steer | 1 | 1.00 +- n/a [1.00, 1.00] | n/a |" in md
-    assert "n/a (no_interrupt equals interrupt: no gap to recover)" in md
-    assert "n/a (metric missing in a condition)" in md
+    flat = summarize(_records("no_interrupt", [1, 1], [1, 0]) + _records("interrupt", [1, 1], [0, 0])
+                     + _records("interrupt+steer", [1, 0], [1, 0]), n_boot=50)
+    md = render_markdown(flat)
+    assert "| interrupt+steer | correctness | 2 | 0.00 | n/a | n/a |" in md
+    assert "recovery of interrupt+steer, correctness: no_interrupt is not above interrupt: no gap to recover" in md
+    assert "no_interrupt vs interrupt, correctness: every paired difference equals 0" in md
+
+
+def test_header_lists_the_model_and_steering_settings(tmp_path):
+    import hashlib
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from zbb.header import run_header
+
+    vector = tmp_path / "vec.safetensors"
+    save_file({"layer.2": np.ones(4, np.float32), "layer.5": np.ones(4, np.float32)}, str(vector))
+    run = {"model": "organism", "vector": str(vector), "layer": None, "alpha": 1.0, "span": 3, "schedule": "linear",
+           "onset": "energy", "onset_only_while_model_speaks": True, "greedy": False, "seed": 4, "repetitions": 2}
+    header = run_header(run, model="organism (embedded)")
+    sha = hashlib.sha256(vector.read_bytes()).hexdigest()
+    assert header["steering"] == {"layer": 2, "layer_from": "the vector's first layer", "alpha": 1.0, "span": 3,
+                                  "schedule": "linear", "onset": "energy (fires only while the model speaks)"}
+    assert header["vector_sha256"] == sha and header["model"] == "organism (embedded)"
+    report = write_report(RECORDS, tmp_path / "out", n_boot=50, header=header)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "- **Model:** organism (embedded)" in md
+    assert ("- **Steering:** layer 2 (the vector's first layer), alpha 1.0, span 3 frames, linear schedule, onset "
+            "energy (fires only while the model speaks)") in md
+    assert f"- **Vector:** `{vector}` (sha256 {sha})" in md and "sampled, seed 4; repetitions 2" in md
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["settings"] == report["settings"] == header
+    vector.unlink()
+    assert "sha256 unknown: file not found" in render_markdown(summarize(RECORDS, n_boot=20),
+                                                               header=run_header(dict(run, layer=3)))
+    assert "- **Steering:** none (no vector)" in render_markdown(summarize(RECORDS, n_boot=20),
+                                                                header=run_header({"model": "tiny"}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -191,6 +192,13 @@ def test_sampled_results_do_not_depend_on_batches_shards_or_resume(tiny, vector_
             assert r["onset_frame"] == whole[(item, "interrupt", rep)]["onset_frame"]
     # and the repetitions draw fresh noise: sampled replies differ somewhere
     assert any(whole[(i, c, 0)]["reply"] != whole[(i, c, 1)]["reply"] for i, c, _ in whole)
+    # ZBB's turn measure replaces FDB's take-over; the report pairs conditions and names its settings
+    assert all(r["stopped"] in (0, 1) and "tor" not in r for r in whole.values())
+    assert all((r["stop_frames"] is None) == (r["stopped"] == 0) for r in whole.values())
+    report = merge_and_report(tmp_path / "one")
+    assert report["settings"]["vector_sha256"] == hashlib.sha256(open(vector_file, "rb").read()).hexdigest()
+    assert report["settings"]["steering"]["layer"] == 2 and report["paired"]["buffered+steer"]["reference"] == "buffered"
+    assert "## Paired differences" in (tmp_path / "one" / "report.md").read_text()
 
 
 def test_bad_inputs(tiny, vector_file, tmp_path):

@@ -37,6 +37,7 @@ from duplex_steer.audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, resample,
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.steering.snap import SnappedOnset, SnapRule, snap_onset
 
+from .header import run_header
 from .report import METRICS, RATE_METRICS, render_markdown, summarize, write_items_csv
 from .runner import (
     RESULTS,
@@ -279,11 +280,13 @@ def report_fdb(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]
     rows = list(records.values())
     summary = summarize(rows)
     for stats in summary["conditions"].values():  # ZBB's measures do not apply to FDB items: null, shown n/a
-        stats["metrics"] = {m: None if m in RATE_METRICS else stats["metrics"].get(m) for m in METRICS}
+        stats["metrics"] = {m: None if m in RATE_METRICS else stats["metrics"].get(m) for m in METRICS
+                            if m in RATE_METRICS or m in stats["metrics"]}
     timing = sorted({r.get("word_timing", "text-stream") for r in rows})
     shifts = {r["id"]: r["oracle_onset"]["shift_s"] for r in rows if r.get("oracle_onset")}
     unsnapped = sorted({r["id"] for r in rows if r.get("oracle_onset") and not r["oracle_onset"]["found"]})
-    report = {"title": TITLE, "caveat": caveat, **summary, "not_applicable": list(RATE_METRICS),
+    header = run_header(run_cfg, model=next((r["model"] for r in rows if r.get("model")), None))
+    report = {"title": TITLE, "caveat": caveat, "settings": header, **summary, "not_applicable": list(RATE_METRICS),
               "word_timing": timing, **cfg}
     write_items_csv(rows, out / "items.csv")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -296,7 +299,7 @@ def report_fdb(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]
                  f"(median shift {float(np.median(list(shifts.values()))):+.2f} s over {len(shifts)} items; "
                  f"annotation kept where no speech was found: {', '.join(unsnapped) or 'none'}); per item in "
                  "items.csv (interrupt_start_s, snapped_onset_s).\n")
-    (out / "report.md").write_text(render_markdown(summary, caveat=caveat, title=TITLE) + note, encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(summary, caveat=caveat, title=TITLE, header=header) + note, encoding="utf-8")
     return report
 
 

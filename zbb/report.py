@@ -6,10 +6,14 @@ optionally ``tor`` (0/1), ``latency`` (seconds or None) and any extra fields (se
 Statistics are per condition and per metric, over ITEMS: the records of one item in one condition
 (several seeds or repetitions) are first averaged, so n is the number of items and repeated runs
 do not shrink the error bars. Mean +- standard error (ddof=1) as in the paper's Table 2, plus a
-percentile bootstrap interval that resamples items (seeded, reproducible).
+Wilson score interval for rates (a percentile bootstrap for other measures); see `zbb.stats`.
+Conditions are compared with their reference item by item (`zbb.paired`): paired BCa bootstrap
+intervals of the difference and exact McNemar p-values.
 
 Recovery = (steered - interrupt) / (no_interrupt - interrupt): the share of the gap that
-interruption opens which a condition closes (1 = back to the no-interrupt upper bound).
+interruption opens which a condition closes (1 = back to the no-interrupt upper bound), with a
+paired bootstrap interval. ZBB's turn measure is `stopped` / `stop_frames` (`zbb.stopping`); FDB's
+take-over rate (`tor`) is kept for `zbb import-fdb`.
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ from typing import Any
 import numpy as np
 
 from .condition_check import check_conditions, mark_records, render_condition_check, scored_records
+from .header import render_header
+from .paired import paired_comparisons, paired_recovery, render_paired_markdown, render_reading_notes
+from .stats import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_N_BOOT,
+    DEFAULT_SEED,
+    bootstrap_interval,
+    mean_se,
+    wilson_interval,
+)
 
 NO_INTERRUPT = "no_interrupt"
 INTERRUPT = "interrupt"
@@ -32,12 +46,11 @@ STEER = "interrupt+steer"
 BUFFERED = "buffered"
 KNOWN_CONDITIONS = (NO_INTERRUPT, INTERRUPT, STEER, "interrupt+random", "interrupt+mistimed", BUFFERED,
                     "buffered+steer", "no_interrupt+steer")
-METRICS = ("correct", "iwor", "tor", "latency")
-METRIC_LABELS = {"correct": "correctness", "iwor": "IWOR", "tor": "take-over rate", "latency": "latency (s)"}
+METRICS = ("correct", "iwor", "stopped", "stop_frames", "tor", "latency")
+METRIC_LABELS = {"correct": "correctness", "iwor": "IWOR", "stopped": "stopped after onset",
+                 "stop_frames": "frames to stop", "tor": "take-over rate (FDB)", "latency": "latency (s)"}
 RATE_METRICS = ("correct", "iwor")
-DEFAULT_N_BOOT = 2000
-DEFAULT_SEED = 0
-DEFAULT_CONFIDENCE = 0.95
+BINARY_METRICS = ("correct", "iwor", "stopped", "tor")  # rates: Wilson intervals
 _VARIANT_LABEL = re.compile(r"[A-Za-z0-9_.=,:+-]+")
 
 
@@ -66,34 +79,6 @@ def condition_order(conditions: Iterable[str]) -> list[str]:
         return (rank, name)
 
     return sorted(set(conditions), key=key)
-
-
-def mean_se(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and standard error of the mean (sample std, ddof=1); SE is None below 2 values."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        raise ValueError("mean_se needs at least one value")
-    mean = float(arr.mean())
-    se = float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else None
-    return mean, se
-
-
-def bootstrap_interval(
-    values: Sequence[float],
-    n_boot: int = DEFAULT_N_BOOT,
-    seed: int = DEFAULT_SEED,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of per-item ``values`` (items resampled with replacement)."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size == 0:
-        raise ValueError("bootstrap_interval needs at least one value")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, arr.size, size=(n_boot, arr.size))
-    means = arr[picks].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return float(low), float(high)
 
 
 def _as_number(value: Any) -> float | None:
@@ -140,8 +125,13 @@ def summarize(
                 continue
             values = [per_item[k] for k in sorted(per_item)]
             mean, se = mean_se(values)
-            low, high = bootstrap_interval(values, n_boot=n_boot, seed=seed, confidence=confidence)
-            metrics[metric] = {"n": len(values), "mean": mean, "se": se, "ci_low": low, "ci_high": high}
+            if metric in BINARY_METRICS:
+                (low, high), method = wilson_interval(sum(values), len(values), confidence), "wilson"
+            else:
+                low, high = bootstrap_interval(values, n_boot=n_boot, seed=seed, confidence=confidence)
+                method = "percentile bootstrap"
+            metrics[metric] = {"n": len(values), "mean": mean, "se": se, "ci_low": low, "ci_high": high,
+                               "ci_method": method}
         conditions[condition] = {
             "n_items": len({str(r["id"]) for r in rows}),
             "n_records": len(rows),
@@ -151,7 +141,11 @@ def summarize(
         "conditions": conditions,
         "recovery": recovery(conditions),
         "recovery_gap": recovery_gap(conditions),
-        "bootstrap": {"n_boot": n_boot, "seed": seed, "confidence": confidence, "resampled": "items"},
+        "bootstrap": {"n_boot": n_boot, "seed": seed, "confidence": confidence, "resampled": "items",
+                      "rates": "Wilson score interval", "differences": "paired BCa bootstrap",
+                      "tests": "exact McNemar (binomial on discordant pairs)"},
+        "paired": paired_comparisons(records, n_boot=n_boot, seed=seed, confidence=confidence),
+        "recovery_paired": paired_recovery(records, n_boot=n_boot, seed=seed, confidence=confidence),
     }
     return summary
 
@@ -223,16 +217,20 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def render_markdown(summary: Mapping[str, Any], caveat: str | None = None, title: str = "ZBB report") -> str:
-    """A readable markdown report: one table per metric group, recovery, and the caveat line."""
+def render_markdown(summary: Mapping[str, Any], caveat: str | None = None, title: str = "ZBB report",
+                    header: Mapping[str, Any] | None = None) -> str:
+    """A readable markdown report: settings, one table per metric group, paired differences, recovery,
+    how to read them, and the caveat line."""
     boot = summary["bootstrap"]
     level = round(100 * boot["confidence"])
     lines = [f"# {title}", ""]
+    if header:
+        lines += [render_header(header)]
     if caveat:
         lines += [f"**Caveat:** {caveat}", ""]
     lines += [
-        f"Mean +- standard error over items; [{level}% bootstrap interval, {boot['n_boot']} item resamples, "
-        f"seed {boot['seed']}]. Repetitions of an item are averaged first.",
+        f"Mean +- standard error over items; [{level}% Wilson interval for rates, else percentile bootstrap "
+        f"({boot['n_boot']} item resamples, seed {boot['seed']})]. Repetitions of an item are averaged first.",
         "",
     ]
     present = [m for m in METRICS if any(m in c["metrics"] for c in summary["conditions"].values())]
@@ -250,31 +248,19 @@ def render_markdown(summary: Mapping[str, Any], caveat: str | None = None, title
                 f"{_fmt(m['mean'])} +- {_fmt(m['se'])} [{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]{suffix}"
             )
         lines.append(f"| {condition} | {stats['n_items']} | " + " | ".join(cells) + " |")
-    if summary["recovery"]:
-        lines += ["", "Recovery = (condition - interrupt) / (no_interrupt - interrupt):", ""]
-        lines += ["| condition | correctness | IWOR |", "|---|---|---|"]
-        for condition, entry in summary["recovery"].items():
-            cells = []
-            for metric in RATE_METRICS:
-                value = entry.get(metric)
-                cells.append(
-                    _fmt(value) if value is not None else f"n/a ({entry.get(f'{metric}_reason', '')})"
-                )
-            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
-        gap = summary.get("recovery_gap") or recovery_gap(summary["conditions"])
-        if gap:
-            parts = ", ".join(f"{METRIC_LABELS[m]} {_fmt(v)}" for m, v in gap.items())
-            lines += [
-                "",
-                f"Gap no_interrupt - interrupt: {parts} (recovery is unstable when a gap is small).",
-            ]
+    order = list(summary["conditions"])
+    if summary.get("paired"):
+        lines.append(render_paired_markdown(summary["paired"], summary.get("recovery_paired", {}), order,
+                                            boot["confidence"]))
+    n_items = max((c["n_items"] for c in summary["conditions"].values()), default=0)
+    lines.append(render_reading_notes(n_items, boot["confidence"]))
     return "\n".join(lines) + "\n"
 
 
 def plot_report(
     summary: Mapping[str, Any], path: str | Path, title: str = "ZBB", caveat: str | None = None
 ) -> None:
-    """Bar chart of correctness and IWOR per condition with bootstrap-interval error bars (PNG)."""
+    """Bar chart of correctness and IWOR per condition with Wilson-interval error bars (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,7 +309,7 @@ def plot_report(
     ax.set_ylabel("rate (share of items)")
     ax.set_xlabel("condition")
     ax.set_title(
-        f"{title}: correctness and IWOR per condition\n(error bars: {level}% bootstrap interval over items)",
+        f"{title}: correctness and IWOR per condition\n(error bars: {level}% Wilson interval over items)",
         fontsize=11,
     )
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -363,20 +349,23 @@ def write_report(
     seed: int = DEFAULT_SEED,
     extra: Mapping[str, Any] | None = None,
     keep_unmet: bool = False,
+    header: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write items.csv, report.json, report.md and report.png into ``out_dir``; return report.json's content.
 
     ``extra`` is merged into report.json (e.g. which scorer or model produced the replies). Records whose
     condition did not happen (``zbb.condition_check``) are listed and left out of the scores unless
-    ``keep_unmet``.
+    ``keep_unmet``. ``header`` holds the run's settings (`zbb.header.run_header`): report.json's
+    "settings" and the top of report.md.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize_scored(records, keep_unmet, n_boot=n_boot, seed=seed)
-    report: dict[str, Any] = {"title": title, "caveat": caveat, **summary, **dict(extra or {})}
+    report: dict[str, Any] = {"title": title, "caveat": caveat, "settings": dict(header or {}), **summary,
+                              **dict(extra or {})}
     write_items_csv(mark_records(records, keep_unmet), out / "items.csv")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    markdown = render_markdown(summary, caveat=caveat, title=title) + render_condition_check(summary["condition_check"])
+    markdown = render_markdown(summary, caveat=caveat, title=title, header=header) + render_condition_check(summary["condition_check"])
     (out / "report.md").write_text(markdown, encoding="utf-8")
     plot_report(summary, out / "report.png", title=title, caveat=caveat)
     return report

@@ -53,11 +53,13 @@ from duplex_steer.steering import (
 from . import load_items
 from .asr import load_asr, transcribe_scenario
 from .build import load_buffered_query_audio, load_context_audio, load_query_audio
+from .header import run_header
 from .onsets import QueryOnsets, onset_fields, onset_markdown, onset_source, summarize_onsets
 from .rendering import validate_rendering
 from .report import KNOWN_CONDITIONS, write_report
 from .scenario import DONE, WAITING, Scenario, ScenarioRules, split_condition
-from .scoring import is_correct, iwor, latency, take_over
+from .scoring import is_correct, iwor, latency
+from .stopping import stop_after_onset
 from .work import NOT_IDENTITY, config_differences, item_batches, noise_keys, shard_units
 
 STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed", "buffered+steer", "no_interrupt+steer")
@@ -323,7 +325,7 @@ class Runner:
         return {
             "id": s.item["id"], "condition": s.condition, "repetition": s.repetition,
             "reply": reply, "correct": int(is_correct(s.item, reply)), "iwor": int(iwor(s.item, reply)),
-            "tor": take_over(chunks, end_s), "latency": latency(chunks, end_s),
+            **stop_after_onset(s.text, s.onset_frame, s.end_frame, self.activity), "latency": latency(chunks, end_s),
             "onset_frame": s.onset_frame, "query_end_frame": s.query_end_frame,
             "model_speaking_at_onset": s.model_speaking_at_onset, "waited_frames": s.waited_frames,
             "steer_onsets": onsets, "steered_frames": ctl.steered_frames(b) if ctl is not None else [],
@@ -422,7 +424,8 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet:
     run_cfg = cfg.get("config", {})  # runs saved before the restriction existed were not restricted
     source = onset_source(run_cfg.get("onset", "oracle"), run_cfg.get("onset_only_while_model_speaks", False))
     onsets = summarize_onsets(records.values())
-    report = write_report(list(records.values()), out, caveat=caveat,
+    header = run_header(run_cfg, model=next((r["model"] for r in records.values() if r.get("model")), None))
+    report = write_report(list(records.values()), out, caveat=caveat, header=header,
                           extra={"run": cfg, "onset_source": source, "onsets": onsets}, keep_unmet=keep_unmet)
     with (out / "report.md").open("a", encoding="utf-8") as fh:
         fh.write(onset_markdown(source, onsets))

@@ -1,0 +1,71 @@
+"""The settings a ZBB or FDB report was made with: model, steering (layer, alpha, span, schedule,
+onset detector) and the vector file with its SHA-256 fingerprint, for report.json and report.md."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """Hex SHA-256 of a file, or None when it is not there (the report then says so)."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    digest = hashlib.sha256()
+    with p.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def vector_layers(path: str | Path) -> list[int]:
+    """The layers a perception vector file holds (tensors `layer.<L>`), without loading the tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as fh:
+        return sorted(int(k.split(".", 1)[1]) for k in fh.keys() if k.startswith("layer."))
+
+
+def run_header(run: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+    """Settings of a run from its saved RunConfig (config.json's "config"); `model`: the loaded source."""
+    vector = run.get("vector")
+    layer, layer_from = run.get("layer"), "--layer"
+    if vector and layer is None and Path(vector).is_file():
+        layers = vector_layers(vector)
+        layer, layer_from = (layers[0] if layers else None), "the vector's first layer"
+    onset = str(run.get("onset", "oracle"))
+    if onset != "oracle" and "onset_only_while_model_speaks" in run:
+        onset += " (fires only while the model speaks)" if run["onset_only_while_model_speaks"] else " (always armed)"
+    steering = None
+    if vector:
+        steering = {"layer": layer, "layer_from": layer_from, "alpha": run.get("alpha"), "span": run.get("span"),
+                    "schedule": run.get("schedule"), "onset": onset}
+    return {
+        "model": model or run.get("model"), "steering": steering,
+        "vector": vector, "vector_sha256": file_sha256(vector) if vector else None,
+        "sampling": "greedy" if run.get("greedy") else f"sampled, seed {run.get('seed', 0)}",
+        "repetitions": run.get("repetitions", 1), "scorer": f"ASR {run['asr_model']}" if run.get("asr_model")
+        else "the model's text stream, rule-based (zbb.scoring)",
+    }
+
+
+def render_header(header: Mapping[str, Any]) -> str:
+    """Markdown lines for the top of a report."""
+    lines = [f"- **Model:** {header.get('model')}"]
+    s = header.get("steering")
+    if s:
+        lines.append(f"- **Steering:** layer {s['layer']} ({s['layer_from']}), alpha {s['alpha']}, span {s['span']} "
+                     f"frames, {s['schedule']} schedule, onset {s['onset']}")
+        sha = header.get("vector_sha256")
+        lines.append(f"- **Vector:** `{header.get('vector')}` (sha256 {sha if sha else 'unknown: file not found'})")
+    else:
+        lines.append("- **Steering:** none (no vector)")
+    lines.append(f"- **Decoding:** {header.get('sampling')}; repetitions {header.get('repetitions')}; "
+                 f"scored from {header.get('scorer')}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["file_sha256", "render_header", "run_header", "vector_layers"]
