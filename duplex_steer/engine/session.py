@@ -125,12 +125,12 @@ class DuplexSession:
             raise SessionInputError(f"noise_keys has {len(keys)} entries for batch size {self.batch_size}")
         return KeyedNoise(keys, dev)
 
-    def _step_race(self, t: int, vocab: int) -> Tensor | None:
+    def _step_race(self, t: int, text_vocab: int) -> Tensor | None:
         """This step's keyed exponential variates [B, 1 + codebooks, width], or None (generator noise, greedy)."""
         s = self.sampling
         if self.noise is None or s.greedy:
             return None
-        width = min(max(s.text_top_k, s.audio_top_k), vocab)
+        width = max(min(s.text_top_k, text_vocab), min(s.audio_top_k, self.spec.card))  # the widest top-k
         return self.noise.race(t, 1 + self.spec.num_audio_codebooks, width)
 
     # --- validation -------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ class DuplexSession:
         self.last_hidden, self.last_text_logits = normed, logits
 
         s = self.sampling
-        race = self._step_race(t, max(logits.shape[-1], spec.card))
+        race = self._step_race(t, logits.shape[-1])
         text_tok = sample_token(logits, s.greedy, s.text_temperature, s.text_top_k, self.generator, self.noise_groups,
                                 None if race is None else race[:, 0])
         if forced_text is not None:
