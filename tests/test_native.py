@@ -203,3 +203,24 @@ def test_truncated_weights_are_a_clear_error(replicas, tmp_path):
 def test_native_spec_error_type():
     with pytest.raises(NativeLoadError, match="not a kyutai"):
         native_spec({}, {"foo": (1,)}, "x")
+
+
+def test_personaplex_replica_converses_with_its_default_voice_and_role(replicas):
+    """The PersonaPlex replica from the hub layout: voices.tgz found and unpacked, NATF0 + the teacher
+    role by default, the recording starting right after the prompt (absolute frames)."""
+    import numpy as np
+
+    from duplex_steer import converse
+    from duplex_steer.engine.prompt import build_prompt
+
+    model = load(replicas["personaplex"], device="cpu", dtype=torch.float32)
+    prompt = build_prompt(model)
+    record = prompt.record()
+    assert "NATF0" in json.dumps(record) and "teacher" in json.dumps(record)
+    wav = np.random.default_rng(0).standard_normal(24_000).astype(np.float32) * 0.05
+    result = converse(model, wav, prompt=prompt, seed=0)
+    with tarfile.open(replicas["personaplex"] / "voices.tgz") as tar:
+        voice_frames = len(torch.load(tar.extractfile("voices/NATF0.pt"), weights_only=True)["embeddings"]) + 1
+    role_tokens = len(model.tokenizer.encode(f"<system> {record['text_prompt']} <system>"))
+    assert result.frame_offset == voice_frames + 6 + role_tokens + 6  # voice, 0.5 s, role, 0.5 s
+    assert result.text_tokens.shape[1] == 13 and (result.text_tokens >= 0).all()
