@@ -242,4 +242,5 @@ def test_a_prompt_starts_every_scenario_and_is_recorded(tiny, vector_file, tmp_p
     assert steer["steered_frames"] == [steer["onset_frame"] + k for k in range(3)]
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["config"]["text_prompt"] == "w5 w6" and saved["prompt"]["text_prompt"] == "w5 w6"
-    assert merge_and_report(tmp_path)["run"]["prompt"]["text_prompt"] == "w5 w6"
+    report = merge_and_report(tmp_path)
+    assert report["settings"]["prompt"]["text_prompt"] == "w5 w6"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from duplex_steer.errors import DuplexSteerError
+from duplex_steer.model_args import add_device_args, torch_dtype
 from duplex_steer.prompt_args import add_prompt_args
 from zbb import ITEM_BANK_VERSION, ITEMS_PATH, ZBBItem, load_items
 
@@ -183,7 +184,8 @@ def _run_config(args: argparse.Namespace):
                      alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset, rules=rules,
                      greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
                      batch_size=args.batch_size, items=args.items, limit=args.limit,
-                     asr_model=args.asr_model, audio=args.audio, voice=args.voice, text_prompt=args.text_prompt)
+                     asr_model=args.asr_model, audio=args.audio, voice=args.voice, text_prompt=args.text_prompt,
+                     dtype=args.dtype, device=args.device)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -245,6 +247,7 @@ AUDIO_HELP = ("a rendering folder with manifest.json (`zbb build --tts ...`, zbb
 def run_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `zbb run` and `zbb sweep`."""
     parser.add_argument("--model", default="tiny", help="preset, folder or hub repo id (default: tiny)")
+    add_device_args(parser)
     parser.add_argument("--out", required=True, help="run folder (results.jsonl, config.json, report)")
     parser.add_argument("--conditions", nargs="+", default=["no_interrupt", "interrupt", "interrupt+steer"])
     parser.add_argument("--vector", default=None, help="perception vector file (steered conditions)")
@@ -294,7 +297,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
     check_prompt_args(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = duplex_steer.load(args.model)
+    model = duplex_steer.load(args.model, device=args.device, dtype=torch_dtype(args.dtype))
     print(f"model: {model.label}")
     prompt = prompt_from_args(model, args)
     print(prompt_line(prompt))
@@ -310,7 +313,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
     config = RunConfig(model=args.model, conditions=ALL_CONDITIONS, vector=str(vector_path), batch_size=args.batch_size,
                        limit=args.limit, seed=args.seed, alpha=steer["alpha"], span=steer["span"],
                        repetitions=args.repetitions, audio=args.audio, voice=args.voice,
-                       text_prompt=args.text_prompt)
+                       text_prompt=args.text_prompt, dtype=args.dtype, device=args.device)
     run(config, out, model=model)
     merge_and_report(out, keep_unmet=args.keep_unmet)
     print((out / "report.md").read_text(encoding="utf-8"), end="")
@@ -326,6 +329,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
 def _add_main(subparsers: Any) -> None:
     parser = subparsers.add_parser("main", help="end to end: fit a vector, run all conditions, write the report")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL} (embedded, no download)")
+    add_device_args(parser)
     parser.add_argument("--out", default="runs/zbb-main")
     parser.add_argument("--batch-size", type=int, default=50,
                         help="scenarios per batch; an item's conditions stay in one batch, which grows to fit them (speed only)")
@@ -417,7 +421,8 @@ def _cmd_import_fdb(args: argparse.Namespace) -> int:
 
     config = RunConfig(model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
                        alpha=args.alpha, span=args.span, schedule=args.schedule, greedy=args.greedy, seed=args.seed,
-                       batch_size=args.batch_size, items=args.items, limit=args.limit, asr_model=args.asr_model)
+                       batch_size=args.batch_size, items=args.items, limit=args.limit, asr_model=args.asr_model,
+                       dtype=args.dtype, device=args.device)
     prompt = ConversationPrompt(voice=args.voice, role=args.role) if args.voice or args.role else None
     import_fdb(args.dir, args.out, config, prompt=prompt)
     if args.no_report:
@@ -436,6 +441,7 @@ def _add_import_fdb(subparsers: Any) -> None:
     parser.add_argument("dir", help="FDB user-interruption folder (item subfolders with input.wav, interrupt.json)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default="tiny", help="preset, folder or hub repo id (default: tiny)")
+    add_device_args(parser)
     parser.add_argument("--conditions", nargs="+", default=["interrupt"],
                         help="interrupt, interrupt+steer, interrupt+random, interrupt+mistimed (default: interrupt)")
     parser.add_argument("--vector", default=None, help="perception vector file (steered conditions)")

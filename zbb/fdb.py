@@ -35,6 +35,7 @@ import numpy as np
 from duplex_steer import PIPELINE_CHECK_NOTE, __version__
 from duplex_steer.audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, resample, save_audio
 from duplex_steer.errors import DuplexSteerError
+from duplex_steer.model_args import torch_dtype
 from duplex_steer.steering.snap import SnappedOnset, SnapRule, snap_onset
 
 from .header import run_header
@@ -197,7 +198,7 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
     work = [(it, c) for it in items for c in config.conditions if (it.name, c) not in done]
     if not work:
         return results
-    model = model or load(config.model)
+    model = model or load(config.model, device=config.device, dtype=torch_dtype(config.dtype))
     runner = Runner(model, config)  # the steering set-up (vector, layer, random control) and ASR of `zbb run`
     records = (record for k, batch in enumerate(_batches(work, config.batch_size))
                for record in _play(runner, batch, k, out, prompt))

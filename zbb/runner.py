@@ -40,6 +40,7 @@ from duplex_steer.engine.prompt import (
     run_prompt,
 )
 from duplex_steer.errors import DuplexSteerError
+from duplex_steer.model_args import torch_dtype
 from duplex_steer.probes.activity import model_activity_rule
 from duplex_steer.steering import (
     ONLY_WHILE_MODEL_SPEAKS,
@@ -99,6 +100,8 @@ class RunConfig:
     audio: str | None = None  # a rendering folder (zbb.rendering, `zbb build`); None: the committed zbb/audio
     voice: str | None = None  # conversation start (engine.prompt.build_prompt); None: the model's default
     text_prompt: str | None = None  # role text; None: the model's default ("none": no role)
+    dtype: str | None = None  # weights dtype (None: bfloat16 on a GPU, float32 on the CPU); changes results
+    device: str | None = None  # where it runs (None: cuda if available); speed only, not identity
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -197,11 +200,11 @@ class Runner:
         self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
         self.asr = load_asr(config.asr_model) if config.asr_model else None
         self._codes: dict[int, torch.Tensor] = {}  # session frame -> model codes [B, 8], for the ASR
+        self.activity = model_activity_rule(model, config.rules.hold)  # "model speaking" for its vocabulary
         self._query_onsets = QueryOnsets()
         self._speech_shift: list[int] = []  # per batch item: frames from the query's placement to its speech
         self.prompt = build_prompt(model, config.voice, config.text_prompt)  # every scenario starts with it
         self._prompt_frames = prompt_frames(model, self.prompt) if self.prompt is not None else None
-        self.activity = model_activity_rule(model, config.rules.hold)  # "model speaking" for its vocabulary
 
     def steerings(self) -> dict[str, Steering]:
         """One steering per injected condition of the run (the random control: same norm, seeded)."""
@@ -359,7 +362,7 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
     work = [w for w in shard_units(_work(config), rank, world) if (w[0]["id"], w[1], w[2]) not in done]
     if not work:
         return results
-    model = model or load(config.model)
+    model = model or load(config.model, device=config.device, dtype=torch_dtype(config.dtype))
     runner = Runner(model, config)
     saved = json.loads(cfg_path.read_text())
     if saved.get("prompt") != describe_prompt(runner.prompt):  # the voice's hash, once it is resolved
@@ -425,6 +428,7 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet:
     source = onset_source(run_cfg.get("onset", "oracle"), run_cfg.get("onset_only_while_model_speaks", False))
     onsets = summarize_onsets(records.values())
     header = run_header(run_cfg, model=next((r["model"] for r in records.values() if r.get("model")), None))
+    header["prompt"] = cfg.get("prompt")  # the conversation start (voice, its sha256, role), as resolved
     report = write_report(list(records.values()), out, caveat=caveat, header=header,
                           extra={"run": cfg, "onset_source": source, "onsets": onsets}, keep_unmet=keep_unmet)
     with (out / "report.md").open("a", encoding="utf-8") as fh:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from duplex_steer import PIPELINE_CHECK_NOTE
+from duplex_steer.model_args import torch_dtype
 
 from .report import INTERRUPT, NO_INTERRUPT, RATE_METRICS, STEER, recovery
 from .runner import STEERED, RunConfig, RunError, _launcher_shard, _work, merge_and_report, read_results
@@ -100,7 +101,7 @@ def sweep(base: RunConfig, out_dir: str | Path, layers: Sequence[int] | None = N
     baseline, cells = plan(base, layers, alphas, spans)
     runs = [(out / BASELINES, baseline)] + [(out / CELLS / name, cfg) for name, cfg in cells.items()]
     if model is None and any(_pending(cfg, folder) for folder, cfg in runs):
-        model = load(base.model)
+        model = load(base.model, device=base.device, dtype=torch_dtype(base.dtype))
     for k, (folder, cfg) in enumerate(runs):
         if progress:
             print(f"[{k + 1}/{len(runs)}] {folder.relative_to(out)}", flush=True)

@@ -22,7 +22,7 @@ from typing import Any
 from duplex_steer.engine.noise import key_for
 
 Work = tuple[dict[str, Any], str, int]  # (item, condition, repetition)
-NOT_IDENTITY = ("batch_size",)  # options that change speed, never results
+NOT_IDENTITY = ("batch_size", "device")  # options that change speed, never results
 
 
 def unit_of(work: Work) -> tuple[str, int]:
