@@ -50,6 +50,7 @@ from duplex_steer.steering import (
     make_detector,
 )
 from duplex_steer.steering.compare import SteeredComparison, oracle, steer_recording
+from duplex_steer.steering.defaults import default_steering, default_steering_layer
 
 log = logging.getLogger("duplex_steer.demo")
 
@@ -187,15 +188,12 @@ def user_recording(path: str | Path | None, limits: DemoLimits = DemoLimits()) -
 
 # --- models and vectors -------------------------------------------------------------------------------
 def default_layer(num_layers: int, model=None) -> int:
-    """The model's default steering layer (`duplex_steer.cli.default_steering`)."""
-    from duplex_steer.cli import default_steering, default_steering_layer
-
+    """The model's default steering layer (`duplex_steer.steering.defaults`)."""
     return default_steering(model)["layer"] if model is not None else default_steering_layer(num_layers)
 
 
 def default_alpha(model) -> float:
-    from duplex_steer.cli import default_steering
-
+    """The model's default steering strength (`duplex_steer.steering.defaults`)."""
     return default_steering(model)["alpha"]
 
 
@@ -446,7 +444,7 @@ def build_app(model_source: str = "organism", vector: str | Path | None = None, 
                 layer = gr.Slider(0, model.num_layers - 1, value=layer0, step=1, label="Layer",
                                   info="where the vector is added (the vector must have this layer)")
                 alpha = gr.Slider(0.0, 20.0, value=default_alpha(model), step=0.1, label="Alpha (strength)")
-                span = gr.Slider(1, 25, value=3, step=1, label="Span (frames of 80 ms)")
+                span = gr.Slider(1, 25, value=default_steering(model)["span"], step=1, label="Span (frames of 80 ms)")
                 schedule = gr.Dropdown(sorted(SCHEDULES), value="linear", label="Schedule",
                                        info="weight over the span: linear 1 -> 1/span, constant, exponential")
                 detector = gr.Radio(list(DETECTORS), value="oracle", label="Onset detector",
@@ -585,8 +583,8 @@ def _run(state: DemoState, source_name, vec_path, vec_upload, src, item_id, audi
         "seed": int(seed_i or 0),
         "affinities": {"unsteered": aff.to_json(0), "steered": aff.to_json(1)},
     }
-    if model.is_random:
-        record["note"] = PIPELINE_CHECK_NOTE
+    if model.caveat:
+        record["note"] = model.caveat  # random weights: a pipeline check; the organism: a toy world
     json_path = out / "result.json"
     json_path.write_text(json.dumps(record, indent=1, allow_nan=False, default=str))
 

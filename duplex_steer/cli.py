@@ -11,36 +11,16 @@ import sys
 from pathlib import Path
 
 from .errors import DuplexSteerError
-
-
-def _model_args(p: argparse.ArgumentParser, default: str = "tiny") -> None:
-    p.add_argument("--model", default=default, help=f"preset name, local folder or hub repo id (default: {default})")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"], help="weights dtype")
-
-
-def _load(args: argparse.Namespace):
-    import torch
-
-    from .models import load
-    from .prompt_args import check_prompt_args
-
-    check_prompt_args(args)  # a bad --voice fails before the model loads
-
-    dtype = getattr(torch, args.dtype) if args.dtype else None
-    model = load(args.model, device=args.device, dtype=dtype)
-    print(f"model: {model.label}", file=sys.stderr)
-    return model
-
-
-def _load_with_prompt(args: argparse.Namespace):
-    """The model and the conversation start its --voice / --text-prompt (or its defaults) give."""
-    from .prompt_args import prompt_from_args, prompt_line
-
-    model = _load(args)
-    prompt = prompt_from_args(model, args)
-    print(prompt_line(prompt), file=sys.stderr)
-    return model, prompt
+from .model_args import DTYPES, add_model_args, load_from_args
+from .prompt_args import add_prompt_args, load_with_prompt
+from .recording_limits import (
+    add_length_args,
+    check_recording,
+    context_warning,
+    max_seconds_from_args,
+    recording_frames,
+)
+from .steering_args import add_steering_args
 
 
 def cmd_converse(args: argparse.Namespace) -> int:
@@ -50,8 +30,10 @@ def cmd_converse(args: argparse.Namespace) -> int:
 
     if args.personaplex_prompt and args.text_prompt is None:
         args.text_prompt = PERSONAPLEX_DEFAULT_ROLE
-    model, prompt = _load_with_prompt(args)
-    result = converse(model, args.audio, greedy=args.greedy, seed=args.seed, prompt=prompt, progress=True)
+    wav = check_recording(args.audio, max_seconds_from_args(args))  # before the model loads
+    model, prompt = load_with_prompt(args)
+    warn_past_context(model, wav, args.audio)
+    result = converse(model, wav, greedy=args.greedy, seed=args.seed, prompt=prompt, progress=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_audio(out / "model.wav", result.model_audio[0])
@@ -61,9 +43,13 @@ def cmd_converse(args: argparse.Namespace) -> int:
         "text_tokens": result.text_tokens[0].tolist(), "model_codes": result.model_codes[0].tolist(),
         "greedy": args.greedy, "seed": args.seed, "prompt": result.prompt,
     }
+    if model.caveat:
+        record["note"] = model.caveat
     (out / "conversation.json").write_text(json.dumps(record, indent=1))
     print(f"model text: {result.texts[0]!r}")
     print(f"wrote {out / 'model.wav'} and {out / 'conversation.json'}")
+    if model.caveat:
+        print(f"note: {model.caveat}")
     return 0
 
 
@@ -71,26 +57,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     """Write a kyutai-native checkpoint as a HuggingFace-format folder."""
     from .engine.export import export_hf
 
-    model = _load(args)
+    model = load_from_args(args)
     path = export_hf(model, args.dst)
     print(f"wrote HuggingFace-format checkpoint to {path}")
     return 0
 
 
-def default_steering_layer(num_layers: int) -> int:
-    """The paper's layer 23 of 32, scaled to the model's depth."""
-    return min(num_layers - 1, round(23 / 32 * num_layers))
-
-
-def default_steering(model) -> dict:
-    """Layer, alpha and span to steer `model` with when none are given: the organism's fixed settings,
-    else the paper's (layer 23 of 32 scaled to depth, alpha 5.5, 3 frames)."""
-    from .organism import STEERING_DEFAULTS
-    from .organism.fixtures import is_organism
-
-    if is_organism(model):
-        return dict(STEERING_DEFAULTS)
-    return {"layer": default_steering_layer(model.num_layers), "alpha": 5.5, "span": 3}
+def warn_past_context(model, wav, name) -> None:
+    """Print one warning line when the recording outlasts the model's context (a prompt only adds to it)."""
+    warning = context_warning(recording_frames(wav), model, str(name))
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def cmd_fit_vector(args: argparse.Namespace) -> int:
@@ -98,9 +75,10 @@ def cmd_fit_vector(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from .organism.fixtures import default_dialogues
+    from .steering.defaults import default_steering
     from .steering.fit import ActivityLabeler, AffinityLabeler, fit_perception_vector
 
-    model, prompt = _load_with_prompt(args)
+    model, prompt = load_with_prompt(args)
     dialogues = default_dialogues(model)[: args.dialogues] if args.dialogues else default_dialogues(model)
     layers = args.layers or [default_steering(model)["layer"]]
     if args.split == "affinity":
@@ -117,8 +95,8 @@ def cmd_fit_vector(args: argparse.Namespace) -> int:
     bar.close()
     path = vector.save(args.out)
     print(report.to_text())
-    if model.is_random:
-        print("note: fitted on a random-weight model: a pipeline check, not a research result")
+    if model.caveat:
+        print(f"note: {model.caveat}")
     print(f"wrote {path}")
     return 0
 
@@ -126,36 +104,43 @@ def cmd_fit_vector(args: argparse.Namespace) -> int:
 def cmd_steer(args: argparse.Namespace) -> int:
     """Steered vs unsteered conversation on one recording: two wavs and result.json."""
     from .audio import SAMPLE_RATE, save_audio
-    from .engine.conversation import as_waveform
-    from .steering import PerceptionVector, Steering, make_detector
+    from .steering import Steering, make_detector
     from .steering.compare import oracle, steer_recording
+    from .steering.defaults import check_steering_args, resolve_steering
     from .steering.snap import SnappedOnset, recording_annotation, snap_onset
 
+    # everything is checked before the model loads: the recording, the vector, the layer, alpha, the onset
+    wav = check_recording(args.audio, max_seconds_from_args(args))
+    vector = check_steering_args(args.vector, args.layer, args.alpha, args.allow_negative_alpha)
     annotation = None
     if args.onset == "oracle":  # the onset is resolved (and snapped to speech) before the model loads
         span = (args.onset_s, args.onset_end_s) if args.onset_s is not None else recording_annotation(args.audio)
         if span is None:
             raise CliError("--onset oracle needs --onset-s SECONDS (when the interruption starts) or a "
                            "recording with a JSON beside it that gives interruption_onset_s")
-        annotation = (snap_onset(as_waveform(args.audio), SAMPLE_RATE, *span) if args.snap
-                      else SnappedOnset.as_annotated(*span))
+        check_onset_inside(span[0], len(wav) / SAMPLE_RATE, args.audio)
+        annotation = (snap_onset(wav, SAMPLE_RATE, *span) if args.snap else SnappedOnset.as_annotated(*span))
         detector = oracle(annotation.onset_s)
     else:
         gate = {} if args.only_while_speaking is None else {"only_while_model_speaks": args.only_while_speaking}
         detector = make_detector(args.onset, **gate)
-    vector = PerceptionVector.load(args.vector)
-    model, prompt = _load_with_prompt(args)
-    layer = args.layer if args.layer is not None else vector.layers[0]
-    alpha = args.alpha if args.alpha is not None else default_steering(model)["alpha"]
-    steering = Steering(vector, [layer], alpha=alpha, span=args.span, schedule=args.schedule)
-    cmp = steer_recording(model, args.audio, steering, detector, greedy=args.greedy, seed=args.seed, progress=True,
+    model, prompt = load_with_prompt(args)
+    vector.check_compatible(model)
+    settings = resolve_steering(model, vector, args.layer, args.alpha, args.span)
+    print(settings.line(), file=sys.stderr)
+    warn_past_context(model, wav, args.audio)
+    steering = Steering(vector, [settings.layer], alpha=settings.alpha, span=settings.span, schedule=args.schedule)
+    cmp = steer_recording(model, wav, steering, detector, greedy=args.greedy, seed=args.seed, progress=True,
                           prompt=prompt)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_audio(out / "unsteered.wav", cmp.result.model_audio[0])
     save_audio(out / "steered.wav", cmp.result.model_audio[1])
     record = cmp.to_json(model.label)
-    record["onset_source"] = args.onset
+    record["steering"].update(settings.to_json())  # with where each value came from (an option or a default)
+    record.update(input=str(args.audio), vector=str(args.vector), onset_source=args.onset)
+    if model.caveat:
+        record["note"] = model.caveat
     if annotation is not None:
         record["oracle_onset"] = annotation.to_json()  # the annotation beside the onset that was used
     else:
@@ -168,7 +153,16 @@ def cmd_steer(args: argparse.Namespace) -> int:
     print(f"unsteered: {cmp.result.texts[0]!r}")
     print(f"steered:   {cmp.result.texts[1]!r}")
     print(f"wrote {out}/unsteered.wav, steered.wav, result.json")
+    if model.caveat:
+        print(f"note: {model.caveat}")
     return 0
+
+
+def check_onset_inside(onset_s: float, duration_s: float, audio) -> None:
+    """An oracle onset must fall inside the recording (else nothing would ever be steered)."""
+    if not 0 <= onset_s < duration_s:
+        raise CliError(f"the oracle onset {onset_s:.2f} s is outside {audio}, which lasts {duration_s:.2f} s; "
+                       "give an --onset-s inside the recording")
 
 
 class CliError(DuplexSteerError):
@@ -178,11 +172,11 @@ class CliError(DuplexSteerError):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="duplex-steer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from .prompt_args import add_prompt_args
     from .speech.dialogues import INTERRUPTION_EXAMPLE  # the committed recording, wherever installed
 
     p = sub.add_parser("converse", help="run a full-duplex conversation on a recording")
-    _model_args(p)
+    add_model_args(p)
+    add_length_args(p)
     p.add_argument("--audio", default=str(INTERRUPTION_EXAMPLE), help="user recording (any format/rate)")
     p.add_argument("--out", default="runs/converse", help="output folder")
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
@@ -196,14 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="source checkpoint (folder, repo id or preset)")
     p.add_argument("dst", help="destination folder")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--dtype", default=None, choices=DTYPES)
     p.set_defaults(func=cmd_convert, model=None)
 
     p = sub.add_parser("fit-vector", help="fit a perception vector on the turn-by-turn dialogue set "
                                           "(the organism's own set for the organism)")
-    _model_args(p)
+    add_model_args(p)
     p.add_argument("--out", required=True, help="vector file to write (.safetensors)")
-    p.add_argument("--layers", type=int, nargs="+", default=None, help="layers (default: 23/32 of depth)")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="layers (default: the model's steering layer, "
+                   "duplex_steer.steering.defaults)")
     p.add_argument("--split", choices=["activity", "user-activity", "affinity"], default="activity",
                    help="activity: user speaks & model silent vs the reverse; user-activity: user speaks vs not; "
                         "affinity: z-scored band S_perc vs S_gen (the paper's way)")
@@ -215,13 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fit_vector)
 
     p = sub.add_parser("steer", help="steered vs unsteered conversation on a recording")
-    _model_args(p)
+    add_model_args(p)
+    add_length_args(p)
     p.add_argument("--vector", required=True, help="vector file from fit-vector")
     p.add_argument("--audio", default=str(INTERRUPTION_EXAMPLE))
     p.add_argument("--out", default="runs/steer")
-    p.add_argument("--layer", type=int, default=None, help="steering layer (default: the vector's first)")
-    p.add_argument("--alpha", type=float, default=None, help="strength (default: the model's, see default_steering)")
-    p.add_argument("--span", type=int, default=3, help="frames steered after the onset")
+    add_steering_args(p)
     p.add_argument("--schedule", choices=["linear", "constant", "exponential"], default="linear")
     p.add_argument("--onset", choices=["oracle", "energy", "vad"], default="oracle")
     p.add_argument("--onset-s", type=float, default=None,

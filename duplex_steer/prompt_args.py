@@ -47,3 +47,17 @@ def prompt_line(prompt: ConversationPrompt | None) -> str:
     rec = prompt.record()
     voice = f"{rec['voice']} (sha256 {rec['voice_sha256']})" if rec["voice"] else "none"
     return f"prompt: voice {voice}; role {rec['text_prompt']!r}"
+
+
+def load_with_prompt(args: argparse.Namespace):
+    """Check --voice, load the model (`model_args.load_from_args`), and build the conversation start its
+    --voice / --text-prompt (or the model's defaults) give; returns (model, prompt)."""
+    import sys
+
+    from .model_args import load_from_args
+
+    check_prompt_args(args)  # a bad --voice fails before the model loads
+    model = load_from_args(args)
+    prompt = prompt_from_args(model, args)
+    print(prompt_line(prompt), file=sys.stderr)
+    return model, prompt

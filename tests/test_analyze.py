@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 import duplex_steer.cli
+import duplex_steer.model_args
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.probes.analyze import cmd_analyze, parse_layers, register
 from duplex_steer.speech.dialogues import Turn
@@ -63,7 +64,7 @@ def test_analyze_with_dialogues_uses_known_turns(tmp_path, tiny, monkeypatch):
     wav[24000:48000] = 0.1
     fake = SimpleNamespace(id="d0", audio=lambda: wav, turns=(Turn("hi", 1.0, 2.0),))
     monkeypatch.setattr(dialogues, "load_dialogues", lambda: [fake, fake])
-    monkeypatch.setattr(duplex_steer.cli, "_load", lambda args: tiny)
+    monkeypatch.setattr(duplex_steer.model_args, "load_from_args", lambda args: tiny)
     out = tmp_path / "d"
     assert cmd_analyze(_args("--audio", str(_clip(tmp_path / "c.wav")), "--out", str(out), "--dialogues",
                              "--k", "2")) == 0
@@ -73,7 +74,7 @@ def test_analyze_with_dialogues_uses_known_turns(tmp_path, tiny, monkeypatch):
 
 
 def test_bad_inputs_give_one_clear_error(tmp_path, tiny, monkeypatch):
-    monkeypatch.setattr(duplex_steer.cli, "_load", lambda args: tiny)
+    monkeypatch.setattr(duplex_steer.model_args, "load_from_args", lambda args: tiny)
     clip = str(_clip(tmp_path / "ok.wav"))
     silent, short, nan = tmp_path / "silent.wav", tmp_path / "short.wav", tmp_path / "nan.wav"
     sf.write(str(silent), np.zeros(24000, np.float32), 24000)

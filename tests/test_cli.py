@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-from duplex_steer.cli import default_steering_layer, main
+from duplex_steer.cli import main
+from duplex_steer.steering.defaults import default_steering_layer
 
 
 def _wav(path, seconds=1.0, sr=16_000):
@@ -110,3 +112,117 @@ def test_steer_detectors_fire_only_while_the_model_speaks_unless_told(tmp_path):
     assert main([*base, "--out", str(tmp_path / "any"), "--no-only-while-speaking"]) == 0
     anytime = json.loads((tmp_path / "any" / "result.json").read_text())
     assert anytime["only_while_model_speaks"] is False and anytime["onset_frames"] == [2, 138]
+
+
+# --- defaults and the newcomer's messages ----------------------------------------------------------------
+def test_every_model_command_defaults_to_the_organism():
+    from duplex_steer.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["converse"], ["analyze"], ["fit-vector", "--out", "v.safetensors"], ["steer", "--vector", "v"],
+                 ["demo"]):
+        assert parser.parse_args(argv).model == "organism", argv
+    steer = parser.parse_args(["steer", "--vector", "v"])
+    assert (steer.layer, steer.alpha, steer.span) == (None, None, None)  # None: the model's default
+
+
+def _no_model_load(monkeypatch):
+    """Make any model load fail loudly: the checks under test must come before it."""
+    import duplex_steer.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model loaded before the inputs were checked")
+
+    monkeypatch.setattr(duplex_steer.models, "load", refuse)
+
+
+def _organism_vector(tmp_path, layers=(2,)):
+    import torch
+
+    from duplex_steer.steering import PerceptionVector
+
+    fingerprint = {"architecture": "moshi", "hidden_size": 128, "num_layers": 6, "checkpoint": "organism"}
+    vec = PerceptionVector({k: torch.ones(128) for k in layers}, {"model": fingerprint, "method": "test"})
+    return str(vec.save(tmp_path / "organism.safetensors"))
+
+
+def _err(capsys) -> str:
+    """The error line (the last of stderr; the lines before it say what loaded)."""
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err, err
+    return err.splitlines()[-1]
+
+
+def test_steer_checks_its_inputs_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    _no_model_load(monkeypatch)
+    vec, wav = _organism_vector(tmp_path), str(_wav(tmp_path / "in.wav", seconds=2.0))
+    steer = ["steer", "--vector", vec, "--audio", wav, "--out", str(tmp_path / "o")]
+    assert main(["steer", "--vector", vec, "--audio", str(tmp_path / "missing.wav")]) == 2
+    assert "audio file not found" in _err(capsys)
+    (tmp_path / "bad.safetensors").write_text("not a vector")
+    assert main(["steer", "--vector", str(tmp_path / "bad.safetensors"), "--audio", wav]) == 2
+    assert "is not a safetensors vector file" in _err(capsys)
+    assert main([*steer, "--layer", "9"]) == 2
+    assert _err(capsys) == ("duplex-steer steer: error: --layer 9: the model this vector was fitted on has 6 layers "
+                            "(0..5); pick one of them")
+    assert main([*steer, "--layer", "3"]) == 2
+    assert "the vector holds layers [2]; steer at one of them, or fit a vector at this layer with " \
+           "`duplex-steer fit-vector --layers 3`" in _err(capsys)
+    assert main([*steer, "--alpha", "-2"]) == 2
+    assert "--alpha -2 is negative" in (err := _err(capsys)) and "--allow-negative-alpha" in err
+    assert main([*steer, "--onset-s", "3.5"]) == 2
+    assert "the oracle onset 3.50 s is outside" in (err := _err(capsys)) and "which lasts 2.00 s" in err
+
+
+def test_steer_layer_past_the_models_depth_names_the_depth(tmp_path, capsys):
+    """A vector without the model's depth in its metadata: the check happens after loading, and names the depth."""
+    import torch
+
+    from duplex_steer.steering import PerceptionVector
+
+    vec = str(PerceptionVector({2: torch.ones(128)}, {"method": "test"}).save(tmp_path / "v.safetensors"))
+    argv = ["steer", "--vector", vec, "--audio", str(_wav(tmp_path / "in.wav")), "--out", str(tmp_path / "o"),
+            "--onset-s", "0.4", "--layer", "9"]
+    assert main(argv) == 2
+    assert "--layer 9: the model has 6 layers (0..5); pick one of them" in _err(capsys)
+
+
+def test_steer_negative_alpha_runs_when_asked_and_records_its_settings(tmp_path, capsys):
+    vec, wav = _organism_vector(tmp_path), str(_wav(tmp_path / "in.wav"))
+    out = tmp_path / "o"
+    argv = ["steer", "--vector", vec, "--audio", wav, "--out", str(out), "--onset-s", "0.4", "--greedy", "--no-snap"]
+    assert main([*argv, "--alpha", "-1", "--allow-negative-alpha"]) == 0
+    steering = json.loads((out / "result.json").read_text())["steering"]
+    assert (steering["layer"], steering["alpha"], steering["span"]) == (2, -1.0, 3)
+    assert steering["from"] == {"layer": "the model's default", "alpha": "--alpha", "span": "the model's default"}
+    assert main(argv) == 0  # the organism's own alpha
+    result = json.loads((out / "result.json").read_text())
+    assert result["steering"]["alpha"] == 1.0 and result["note"].startswith("organism: a 1.9M-parameter model")
+    assert "steering: layer 2 (the model's default), alpha 1 (the model's default)" in capsys.readouterr().err
+
+
+def test_recordings_past_the_length_limit_are_refused_unless_lifted(tmp_path, capsys, monkeypatch):
+    _no_model_load(monkeypatch)
+    wav = str(_wav(tmp_path / "long.wav", seconds=130.0, sr=8000))
+    assert main(["converse", "--audio", wav]) == 2
+    assert _err(capsys) == (f"duplex-steer converse: error: {wav} is 130.0 s long, over the 120 s limit; trim it, "
+                            "or raise the limit with --max-seconds SECONDS or lift it with --no-length-limit")
+    assert main(["analyze", "--audio", wav, "--max-seconds", "100"]) == 2
+    assert "over the 100 s limit" in _err(capsys)
+    for lifted in (["--no-length-limit"], ["--max-seconds", "200"]):
+        with pytest.raises(AssertionError, match="the model loaded"):  # past the check: the load comes next
+            main(["converse", "--audio", wav, *lifted])
+
+
+def test_a_recording_past_the_organisms_context_gets_a_warning(tmp_path, capsys):
+    from duplex_steer import load
+    from duplex_steer.recording_limits import context_warning
+
+    organism = load("organism")
+    assert context_warning(256, organism) is None
+    assert context_warning(350, organism, "in.wav") == (
+        "warning: in.wav lasts 28.0 s (350 frames); organism attends to the last 256 frames (20.5 s) only, "
+        "so speech before that falls out of its window")
+    wav = _wav(tmp_path / "long.wav", seconds=21.0, sr=8000)
+    assert main(["converse", "--audio", str(wav), "--out", str(tmp_path / "o"), "--greedy"]) == 0
+    assert f"warning: {wav} lasts 21.0 s (263 frames)" in capsys.readouterr().err

@@ -118,6 +118,9 @@ class DuplexModel(nn.Module):
         self._depth_weights: dict[str, Any] | None = None
         self.current_frames: range = range(0)
         self.note: str | None = None  # one line every report prints with this model (e.g. the organism's caveat)
+        # the model's own steering settings {"layer", "alpha", "span"} (the organism's); None: the paper's rule
+        # scaled to depth (duplex_steer.steering.defaults)
+        self.steering_defaults: dict[str, float] | None = None
 
     # --- structure ------------------------------------------------------------------------------
     @property
@@ -149,6 +152,12 @@ class DuplexModel(nn.Module):
         if self.is_random:
             return f"{text} - {PIPELINE_CHECK_NOTE}"
         return f"{text} - {self.note}" if self.note else text
+
+    @property
+    def caveat(self) -> str | None:
+        """The line every result made with this model must carry: a random model is a pipeline check, the
+        organism a toy world (its `note`); None for real weights."""
+        return PIPELINE_CHECK_NOTE if self.is_random else self.note
 
     def fingerprint(self) -> dict[str, Any]:
         """What a steering vector or probe must match to be applied to this model."""

@@ -41,10 +41,11 @@ def _assemble(spec: ModelSpec, codec: MelCodec, tokenizer: PieceTokenizer, seed:
     init_random_weights(hf.decoder, seed)
     init_random_weights(hf.embed_tokens, seed + 1)
     init_random_weights(hf.depth_decoder, seed + 2)
-    from . import ORGANISM_NOTE
+    from . import ORGANISM_NOTE, STEERING_DEFAULTS
 
     model = DuplexModel(hf, spec, codec, tokenizer, source=source, is_random=False, checkpoint_id=checkpoint_id)
     model.note = ORGANISM_NOTE
+    model.steering_defaults = dict(STEERING_DEFAULTS)
     return model
 
 

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import FRAME_SAMPLES, AudioError, load_audio
-from ..engine.model import PIPELINE_CHECK_NOTE
+from ..audio import FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio
 from .affinity import AffinityError, compute_affinities, default_band
 from .inertia import (
     K_CONSECUTIVE,
@@ -57,7 +56,7 @@ def check_recording(path: str | Path) -> np.ndarray:
     already refuses missing, empty and non-finite files)."""
     wav = load_audio(path)
     if len(wav) < MIN_FRAMES * FRAME_SAMPLES:
-        raise AudioError(f"{path} is {len(wav) / 24000:.3f} s long; analysis needs at least "
+        raise AudioError(f"{path} is {len(wav) / SAMPLE_RATE:.3f} s long; analysis needs at least "
                          f"{MIN_FRAMES} frames of 80 ms ({MIN_FRAMES * 0.08:.2f} s)")
     peak = float(np.abs(wav).max())
     if peak < SILENCE_PEAK:
@@ -85,13 +84,15 @@ def known_turns(audio: Path, spec: str) -> list[dict[str, Any]] | None:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `analyze` subcommand to the duplex-steer parser."""
-    from ..cli import _model_args
+    from ..model_args import add_model_args
     from ..prompt_args import add_prompt_args
+    from ..recording_limits import add_length_args
     from ..speech.dialogues import INTERRUPTION_EXAMPLE
 
     p = subparsers.add_parser("analyze", help="per-layer generation / perception affinities, figures, inertia",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    _model_args(p)
+    add_model_args(p)
+    add_length_args(p)
     p.add_argument("--audio", default=str(INTERRUPTION_EXAMPLE), help="user recording")
     p.add_argument("--out", default="runs/analyze", help="output folder")
     p.add_argument("--layers", default="all", help="layers to read: 'all', '12-24', '3 7 23' (0-based)")
@@ -119,12 +120,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Run the analysis; write the JSON and figures to args.out."""
-    from ..cli import _load_with_prompt
+    from ..prompt_args import load_with_prompt
+    from ..recording_limits import check_length, context_warning, max_seconds_from_args, recording_frames
     from . import plots
 
     audio = Path(args.audio)
     wav = check_recording(audio)
-    model, prompt = _load_with_prompt(args)
+    check_length(len(wav) / SAMPLE_RATE, max_seconds_from_args(args), str(audio))
+    model, prompt = load_with_prompt(args)
+    warning = context_warning(recording_frames(wav), model, str(audio))
+    if warning:
+        print(warning, file=sys.stderr)
     layers = parse_layers(args.layers, model.num_layers)
     band = tuple(args.band) if args.band else default_band(model.num_layers)
     lens_kw = {"layers": layers, "band": band, "gen_lenses": args.gen_lens, "perc_lens": args.perc_lens,
@@ -135,6 +141,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     own = measure_inertia(result, args.k, args.max_frames, labels=[audio.name])
     extra: dict[str, Any] = {"input": str(audio), "model_text": conv.texts[0], "prompt": conv.prompt,
+                             **({"note": model.caveat} if model.caveat else {}),
                              "inertia": {"k_consecutive": args.k, "onsets": [vars(x) for x in own]}}
     result.save_json(out / "affinity.json", **extra)
     written = [out / "affinity.json", plots.plot_heatmaps(result, out / "heatmaps.png"),
@@ -142,15 +149,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     report = inertia_runs(model, args, lens_kw)
     if report is not None:
-        note = {"note": PIPELINE_CHECK_NOTE} if model.is_random else {}
+        note = {"note": model.caveat} if model.caveat else {}
         (out / "inertia.json").write_text(json.dumps({"model": model.label, "is_random": model.is_random, **note,
                                                       "prompt": conv.prompt, **report.to_json()}, indent=1))
         written += [out / "inertia.json",
                     plots.plot_inertia(report.inertias, out / "inertia.png", model.label, model.is_random, args.k)]
     for path in written:
         print(f"wrote {path}")
-    if model.is_random:
-        print(f"note: {model.label}", file=sys.stderr)
+    if model.caveat:
+        print(f"note: {model.caveat}", file=sys.stderr)
     return 0
 
 
