@@ -244,3 +244,4 @@ def test_a_prompt_starts_every_scenario_and_is_recorded(tiny, vector_file, tmp_p
     assert saved["config"]["text_prompt"] == "w5 w6" and saved["prompt"]["text_prompt"] == "w5 w6"
     report = merge_and_report(tmp_path)
     assert report["settings"]["prompt"]["text_prompt"] == "w5 w6"
+    assert "- **Conversation start:** voice none; role 'w5 w6'" in (tmp_path / "report.md").read_text()

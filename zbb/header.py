@@ -65,6 +65,14 @@ def render_header(header: Mapping[str, Any]) -> str:
         lines.append("- **Steering:** none (no vector)")
     lines.append(f"- **Decoding:** {header.get('sampling')}; repetitions {header.get('repetitions')}; "
                  f"scored from {header.get('scorer')}")
+    prompt = header.get("prompt")
+    if prompt:
+        voice = prompt.get("voice")
+        sha = f" (sha256 {prompt['voice_sha256']})" if prompt.get("voice_sha256") else ""
+        role = prompt.get("text_prompt")
+        lines.append(f"- **Conversation start:** voice {voice or 'none'}{sha}; role {repr(role) if role else 'none'}")
+    else:
+        lines.append("- **Conversation start:** none (the recording starts at frame 0)")
     return "\n".join(lines) + "\n"
 
 
