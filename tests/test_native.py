@@ -85,6 +85,7 @@ def test_replica_files_are_the_real_layout(replicas):
     sp = spm.SentencePieceProcessor(model_file=str(moshi / NATIVE_TOKENIZER))
     assert sp.get_piece_size() == 32000
     assert [sp.id_to_piece(i) for i in range(4)] == ["<unk>", "<s>", "</s>", "<pad>"]
+    assert sum(not sp.id_to_piece(i).startswith("\u2581") for i in range(4, 32000)) > 1000  # subword pieces
     with tarfile.open(pplex / "voices.tgz") as tar:
         assert sorted(tar.getnames()) == sorted(f"voices/{n}.pt" for n in PERSONAPLEX_VOICES)
         voice = torch.load(tar.extractfile("voices/NATF2.pt"), weights_only=True)
@@ -224,3 +225,12 @@ def test_personaplex_replica_converses_with_its_default_voice_and_role(replicas)
     role_tokens = len(model.tokenizer.encode(f"<system> {record['text_prompt']} <system>"))
     assert result.frame_offset == voice_frames + 6 + role_tokens + 6  # voice, 0.5 s, role, 0.5 s
     assert result.text_tokens.shape[1] == 13 and (result.text_tokens >= 0).all()
+
+
+def test_model_activity_rule_follows_the_vocabulary(replicas):
+    """Moshi's SentencePiece stream (subword pieces, PAD/EPAD) gets the piece rule; the organism's
+    one-token-per-word vocabulary keeps the word rule."""
+    from duplex_steer.probes.activity import PIECE_RULE, WORD_RULE, model_activity_rule
+
+    assert model_activity_rule(load(replicas["moshi"], device="cpu")) == PIECE_RULE
+    assert model_activity_rule(load("organism")) == WORD_RULE

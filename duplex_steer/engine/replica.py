@@ -116,8 +116,15 @@ def write_mimi(path: Path, seed: int = 0, layout_kind: Layout = "released") -> i
     return write_streaming(path, layout, lambda n, d, s: random_tensor(n, d, s, seed + 1))
 
 
+# English words the toolkit feeds as text (PersonaPlex's default role, the ZBB cue words), so that prompts
+# tokenize into real pieces rather than <unk>.
+SEED_TEXT = ("you are a wise and friendly teacher answer questions or provide advice in a clear and engaging way "
+             "system yes no right not true false excuse me um")
+
+
 def write_tokenizer(path: Path, size: int = 32000, seed: int = 0) -> None:
-    """A SentencePiece model with `size` pieces; ids 0-3 are <unk>, <s>, </s>, <pad> as in Moshi's."""
+    """A SentencePiece BPE model with `size` pieces, subword pieces among them as in Moshi's; ids 0-3 are
+    <unk>, <s>, </s>, <pad> (Moshi's EPAD, BOS, EOS, PAD)."""
     import random
 
     import sentencepiece as spm
@@ -128,9 +135,9 @@ def write_tokenizer(path: Path, size: int = 32000, seed: int = 0) -> None:
     while len(words) < size + size // 4:
         words.add("".join(rng.choice(letters) for _ in range(rng.randint(3, 9))))
     vocab = sorted(words)
-    lines = [" ".join(rng.choice(vocab) for _ in range(12)) for _ in range(2 * size)]
+    lines = [" ".join(rng.choice(vocab) for _ in range(12)) for _ in range(2 * size)] + [SEED_TEXT] * 200
     buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, vocab_size=size, model_type="word",
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, vocab_size=size, model_type="bpe",
                                    unk_id=0, bos_id=1, eos_id=2, pad_id=3, num_threads=1, minloglevel=2)
     path.write_bytes(buf.getvalue())
 
