@@ -238,3 +238,80 @@ def test_report_leaves_out_interruptions_that_landed_in_a_pause_unless_kept(tmp_
     assert report["conditions"]["interrupt"]["n_items"] == n_items
     assert report["condition_check"]["conditions"]["interrupt"]["unmet"][0]["id"] == "penguins-false"
     assert "| interrupt | speaking | 1 of 2 | 0.50 |" in capsys.readouterr().out
+
+
+# --- defaults that match the README, and the newcomer's messages -------------------------------------
+ITEM_ARGS = ["--items", "penguins-false", "--interrupt-after", "2", "--quiet-frames", "2", "--max-wait", "4",
+             "--reply-frames", "3", "--greedy"]
+
+
+def _organism_vector(tmp_path, layers=(2,)):
+    import torch
+
+    from duplex_steer.steering import PerceptionVector
+
+    fingerprint = {"architecture": "moshi", "hidden_size": 128, "num_layers": 6, "checkpoint": "organism"}
+    vec = PerceptionVector({k: torch.ones(128) for k in layers}, {"model": fingerprint, "method": "test"})
+    return str(vec.save(tmp_path / "organism.safetensors"))
+
+
+def test_every_model_command_defaults_to_the_organism_and_its_steering():
+    from zbb.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["main"], ["run", "--out", "o"], ["sweep", "--out", "o"], ["import-fdb", "d", "--out", "o"]):
+        args = parser.parse_args(argv)
+        assert args.model == "organism", argv
+        if argv[0] != "main":
+            assert (args.layer, args.alpha, args.span) == (None, None, None)  # None: the model's default
+
+
+def test_run_refuses_a_negative_alpha_and_a_bad_layer_before_the_model_loads(tmp_path, capsys, monkeypatch):
+    import duplex_steer
+
+    monkeypatch.setattr(duplex_steer, "load", lambda *a, **k: pytest.fail("the model loaded before the check"))
+    vec = _organism_vector(tmp_path)
+    base = ["run", "--vector", vec, "--out", str(tmp_path / "run"), *ITEM_ARGS]
+    assert main([*base, "--alpha", "-2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("zbb: error: --alpha -2 is negative: it steers away from the perceptive state, the opposite of "
+                   "the method; pass --allow-negative-alpha to run it anyway")
+    assert main([*base, "--layer", "9"]) == 2
+    assert capsys.readouterr().err.strip() == ("zbb: error: --layer 9: the model this vector was fitted on has 6 "
+                                               "layers (0..5); pick one of them")
+    assert main(["sweep", "--vector", vec, "--out", str(tmp_path / "sw"), "--alphas", "1", "-1"]) == 2
+    assert "--alphas -1 is negative" in capsys.readouterr().err
+    (tmp_path / "bad.safetensors").write_text("no")
+    assert main(["run", "--vector", str(tmp_path / "bad.safetensors"), "--out", str(tmp_path / "r2")]) == 2
+    assert "is not a safetensors vector file" in capsys.readouterr().err
+
+
+def test_run_on_the_organism_records_its_steering_and_caveat(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", "--vector", _organism_vector(tmp_path), "--out", str(out), "--conditions", "interrupt",
+            "interrupt+steer", *ITEM_ARGS]
+    assert main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["alpha"] is None and config["steering"] == {
+        "layer": 2, "alpha": 1.0, "span": 3,
+        "from": {"layer": "the model's default", "alpha": "the model's default", "span": "the model's default"}}
+    report = (out / "report.md").read_text()
+    assert ("- **Steering:** layer 2 (the model's default), alpha 1.0 (the model's default), span 3 frames "
+            "(the model's default), linear schedule") in report
+    assert "organism: a 1.9M-parameter model trained on CPU on a synthetic toy world" in report
+    assert json.loads((out / "report.json").read_text())["caveat"].startswith("organism: a 1.9M-parameter")
+
+
+def test_import_fdb_on_the_organism_warns_past_its_context_and_carries_the_caveat(tmp_path, capsys):
+    from tests.conftest import fixture_dir
+
+    fdb = fixture_dir("fdb-user-interruption-example")
+    assert main(["import-fdb", str(fdb), "--out", str(tmp_path / "short"), "--max-seconds", "10"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("zbb: error: ") and "s long, over the 10 s limit" in err and "--no-length-limit" in err
+    out = tmp_path / "fdb"
+    assert main(["import-fdb", str(fdb), "--out", str(out), "--greedy"]) == 0
+    warning = "item 1 lasts 28.2 s (352 frames); organism attends to the last 256 frames (20.5 s) only"
+    assert warning in capsys.readouterr().err
+    report = (out / "report.md").read_text()
+    assert warning in report and "organism: a 1.9M-parameter model" in report

@@ -145,7 +145,7 @@ def test_buffered_and_side_effect_conditions(tiny, vector_file, tmp_path):
 
 def test_configuration_clash_on_resume_names_the_options(tiny, vector_file, tmp_path):
     run(_config(vector_file, limit=1, conditions=["interrupt"]), tmp_path, model=tiny, progress=False)
-    with pytest.raises(RunError, match=r"another configuration \(alpha: 5.5 -> 1.0; rules.reply_frames: 6 -> 7\)"):
+    with pytest.raises(RunError, match=r"another configuration \(alpha: None -> 1.0; rules.reply_frames: 6 -> 7\)"):
         run(_config(vector_file, limit=1, conditions=["interrupt"], alpha=1.0,
                     rules=ScenarioRules(interrupt_after_frames=3, quiet_frames=3, max_wait_frames=8, reply_frames=7)),
             tmp_path, model=tiny, progress=False)

@@ -107,7 +107,7 @@ def test_resume_redoes_only_what_is_missing_and_loads_no_model_when_done(swept, 
 def test_cli_summarizes_a_finished_sweep_and_reports_errors(swept, vector_file, capsys, monkeypatch):
     out, _ = swept
     monkeypatch.setattr(duplex_steer, "load", lambda *a, **k: pytest.fail("nothing to run"))
-    args = ["sweep", "--out", str(out), "--vector", vector_file, "--items", ITEM, "--interrupt-after", "2",
+    args = ["sweep", "--model", "tiny", "--out", str(out), "--vector", vector_file, "--items", ITEM, "--interrupt-after", "2",
             "--quiet-frames", "2", "--max-wait", "4", "--reply-frames", "3", "--layers", "2", "--alphas", "0", "4", "--spans", "2"]
     assert main(args) == 0
     assert "ZBB steering sweep" in capsys.readouterr().out

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from duplex_steer.errors import DuplexSteerError
-from duplex_steer.model_args import add_device_args, torch_dtype
+from duplex_steer.model_args import add_model_args, torch_dtype
 from duplex_steer.prompt_args import add_prompt_args
+from duplex_steer.recording_limits import add_length_args, max_seconds_from_args
+from duplex_steer.steering.defaults import check_alpha
+from duplex_steer.steering_args import add_steering_args
 from zbb import ITEM_BANK_VERSION, ITEMS_PATH, ZBBItem, load_items
 
 EXIT_USAGE = 2
@@ -180,6 +183,7 @@ def _run_config(args: argparse.Namespace):
     rules = ScenarioRules(interrupt_after_frames=args.interrupt_after, quiet_frames=args.quiet_frames,
                           max_wait_frames=args.max_wait, reply_frames=args.reply_frames)
     gate = {} if args.only_while_speaking is None else {"onset_only_while_model_speaks": args.only_while_speaking}
+    check_alpha(args.alpha, args.allow_negative_alpha)
     return RunConfig(**gate, model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
                      alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset, rules=rules,
                      greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
@@ -246,14 +250,11 @@ AUDIO_HELP = ("a rendering folder with manifest.json (`zbb build --tts ...`, zbb
 
 def run_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `zbb run` and `zbb sweep`."""
-    parser.add_argument("--model", default="tiny", help="preset, folder or hub repo id (default: tiny)")
-    add_device_args(parser)
+    add_model_args(parser)
     parser.add_argument("--out", required=True, help="run folder (results.jsonl, config.json, report)")
     parser.add_argument("--conditions", nargs="+", default=["no_interrupt", "interrupt", "interrupt+steer"])
     parser.add_argument("--vector", default=None, help="perception vector file (steered conditions)")
-    parser.add_argument("--layer", type=int, default=None)
-    parser.add_argument("--alpha", type=float, default=5.5)
-    parser.add_argument("--span", type=int, default=3)
+    add_steering_args(parser)
     parser.add_argument("--schedule", default="linear", choices=["linear", "constant", "exponential"])
     parser.add_argument("--onset", default="oracle", choices=["oracle", "energy", "vad"],
                         help="oracle: the query's first speech; energy / VAD: causal detectors on the user's audio")
@@ -278,7 +279,6 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
                              "transformers speech-recognition folder or a cached hub id (see docs/zbb.md)")
 
 
-DEFAULT_MODEL = "organism"
 ALL_CONDITIONS = ["no_interrupt", "interrupt", "interrupt+steer", "interrupt+random", "interrupt+mistimed",
                   "buffered", "buffered+steer", "no_interrupt+steer"]
 
@@ -286,9 +286,9 @@ ALL_CONDITIONS = ["no_interrupt", "interrupt", "interrupt+steer", "interrupt+ran
 def _cmd_main(args: argparse.Namespace) -> int:
     """The README's main job: fit a vector on the dialogue set, run every condition, write the report."""
     import duplex_steer
-    from duplex_steer.cli import default_steering
-    from duplex_steer.organism.fixtures import default_dialogues, is_organism
+    from duplex_steer.organism.fixtures import default_dialogues
     from duplex_steer.prompt_args import check_prompt_args, prompt_from_args, prompt_line
+    from duplex_steer.steering.defaults import default_steering
     from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
     from zbb.runner import RunConfig, check_audio, merge_and_report, run
 
@@ -311,16 +311,14 @@ def _cmd_main(args: argparse.Namespace) -> int:
         vector.save(vector_path)
         print(report.to_text())
     config = RunConfig(model=args.model, conditions=ALL_CONDITIONS, vector=str(vector_path), batch_size=args.batch_size,
-                       limit=args.limit, seed=args.seed, alpha=steer["alpha"], span=steer["span"],
+                       limit=args.limit, seed=args.seed,  # layer, alpha, span: the model's (resolved, recorded)
                        repetitions=args.repetitions, audio=args.audio, voice=args.voice,
                        text_prompt=args.text_prompt, dtype=args.dtype, device=args.device)
     run(config, out, model=model)
     merge_and_report(out, keep_unmet=args.keep_unmet)
     print((out / "report.md").read_text(encoding="utf-8"), end="")
-    if model.is_random:
-        print(f"NOTE: {duplex_steer.PIPELINE_CHECK_NOTE}.")
-    elif is_organism(model):
-        print(f"NOTE: {duplex_steer.ORGANISM_NOTE}.")
+    if model.caveat:
+        print(f"NOTE: {model.caveat}.")
     print(f"report: {out / 'report.md'} (+ report.png, items.csv, results.jsonl)")
     print("On a GPU with real weights: zbb run --model kyutai/moshiko-pytorch-bf16 --vector VEC --out runs/moshi")
     return 0
@@ -328,8 +326,7 @@ def _cmd_main(args: argparse.Namespace) -> int:
 
 def _add_main(subparsers: Any) -> None:
     parser = subparsers.add_parser("main", help="end to end: fit a vector, run all conditions, write the report")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"default: {DEFAULT_MODEL} (embedded, no download)")
-    add_device_args(parser)
+    add_model_args(parser)
     parser.add_argument("--out", default="runs/zbb-main")
     parser.add_argument("--batch-size", type=int, default=50,
                         help="scenarios per batch; an item's conditions stay in one batch, which grows to fit them (speed only)")
@@ -388,6 +385,8 @@ def _add_build(subparsers: Any) -> None:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from zbb.sweep import DEFAULT_ALPHAS, DEFAULT_LIMIT, DEFAULT_SPANS, sweep
 
+    for alpha in args.alphas or []:
+        check_alpha(alpha, args.allow_negative_alpha, option="--alphas")
     if args.limit is None:
         args.limit = DEFAULT_LIMIT
     summary = sweep(_run_config(args), args.out, layers=args.layers, alphas=args.alphas or DEFAULT_ALPHAS,
@@ -419,12 +418,13 @@ def _cmd_import_fdb(args: argparse.Namespace) -> int:
     from zbb.fdb import import_fdb, report_fdb
     from zbb.runner import RunConfig
 
+    check_alpha(args.alpha, args.allow_negative_alpha)
     config = RunConfig(model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
                        alpha=args.alpha, span=args.span, schedule=args.schedule, greedy=args.greedy, seed=args.seed,
                        batch_size=args.batch_size, items=args.items, limit=args.limit, asr_model=args.asr_model,
                        dtype=args.dtype, device=args.device)
     prompt = ConversationPrompt(voice=args.voice, role=args.role) if args.voice or args.role else None
-    import_fdb(args.dir, args.out, config, prompt=prompt)
+    import_fdb(args.dir, args.out, config, prompt=prompt, max_seconds=max_seconds_from_args(args))
     if args.no_report:
         return 0
     report_fdb(args.out)
@@ -440,14 +440,11 @@ def _add_import_fdb(subparsers: Any) -> None:
         "(time-aligned, the input's length and rate) and words.json; report take-over rate and latency. Resumable.")
     parser.add_argument("dir", help="FDB user-interruption folder (item subfolders with input.wav, interrupt.json)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--model", default="tiny", help="preset, folder or hub repo id (default: tiny)")
-    add_device_args(parser)
+    add_model_args(parser)
     parser.add_argument("--conditions", nargs="+", default=["interrupt"],
                         help="interrupt, interrupt+steer, interrupt+random, interrupt+mistimed (default: interrupt)")
     parser.add_argument("--vector", default=None, help="perception vector file (steered conditions)")
-    parser.add_argument("--layer", type=int, default=None)
-    parser.add_argument("--alpha", type=float, default=5.5)
-    parser.add_argument("--span", type=int, default=3)
+    add_steering_args(parser)
     parser.add_argument("--schedule", default="linear", choices=["linear", "constant", "exponential"])
     parser.add_argument("--greedy", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -457,6 +454,7 @@ def _add_import_fdb(subparsers: Any) -> None:
     parser.add_argument("--asr-model", default=None, help="time words with this ASR model instead of the text stream")
     parser.add_argument("--role", default=None, help="text role prompt (PersonaPlex-style start)")
     parser.add_argument("--voice", default=None, help="voice prompt recording (PersonaPlex-style start)")
+    add_length_args(parser)
     parser.add_argument("--no-report", action="store_true", help="skip the report")
     parser.set_defaults(func=_cmd_import_fdb)
 

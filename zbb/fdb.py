@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from duplex_steer import PIPELINE_CHECK_NOTE, __version__
+from duplex_steer import __version__
 from duplex_steer.audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, resample, save_audio
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.model_args import torch_dtype
+from duplex_steer.recording_limits import MAX_SECONDS, check_length, context_warning
 from duplex_steer.steering.snap import SnappedOnset, SnapRule, snap_onset
 
 from .header import run_header
@@ -49,6 +51,8 @@ from .runner import (
     append_records,
     read_results,
     repair_torn_tail,
+    resolved_run_settings,
+    run_caveat,
 )
 from .scenario import Scenario, ScenarioRules
 from .scoring import latency, take_over
@@ -167,17 +171,20 @@ def _check_config(config: RunConfig) -> None:
 
 
 def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=None, prompt=None,
-               progress: bool = True) -> Path:
+               progress: bool = True, max_seconds: float | None = MAX_SECONDS) -> Path:
     """Run (or resume) FDB items through the model for each condition; returns the results file.
 
     `config` is a ZBB RunConfig: model, conditions, vector / layer / alpha / span / schedule, greedy,
     seed, batch_size, items (folder names), limit and asr_model apply; the scenario rules do not.
-    `prompt` is an optional `ConversationPrompt` (PersonaPlex's voice and role start).
+    `prompt` is an optional `ConversationPrompt` (PersonaPlex's voice and role start). Recordings longer
+    than `max_seconds` (None: no limit) are refused before the model loads.
     """
     from duplex_steer import load
 
     _check_config(config)
     items = _select(find_items(root), config)
+    for item in items:
+        check_length(item.samples / item.sample_rate, max_seconds, str(item.input))
     snap_item_onsets(items)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -200,10 +207,35 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
         return results
     model = model or load(config.model, device=config.device, dtype=torch_dtype(config.dtype))
     runner = Runner(model, config)  # the steering set-up (vector, layer, random control) and ASR of `zbb run`
+    record_model_facts(cfg_path, runner, items)
     records = (record for k, batch in enumerate(_batches(work, config.batch_size))
                for record in _play(runner, batch, k, out, prompt))
     append_records(results, records, len(work), f"fdb {model.source}" if progress else None)
     return results
+
+
+def context_note(model, items: Sequence[FDBItem]) -> str | None:
+    """One line when some recordings outlast the model's attention window (None when all fit)."""
+    frames = {it.name: math.ceil(it.samples / it.sample_rate * FRAME_RATE) for it in items}
+    longest = max(frames, key=frames.get, default=None)
+    warning = context_warning(frames[longest], model, f"item {longest}") if longest is not None else None
+    if warning is None:
+        return None
+    over = sum(f > model.spec.context for f in frames.values())
+    return f"{warning} ({over} of {len(frames)} items outlast it)"
+
+
+def record_model_facts(cfg_path: Path, runner: Runner, items: Sequence[FDBItem]) -> None:
+    """Add to config.json what the loaded model decides: its caveat, the steering settings as resolved and
+    whether recordings outlast its context; print the context warning."""
+    note = context_note(runner.model, items)
+    if note:
+        print(note, file=sys.stderr)
+    saved = json.loads(cfg_path.read_text())
+    facts = {"caveat": runner.model.caveat, "context_warning": note,
+             "steering": runner.settings.to_json() if runner.settings is not None else None}
+    if any(saved.get(k) != v for k, v in facts.items()):
+        cfg_path.write_text(json.dumps({**saved, **facts}, indent=1))
 
 
 def _play(runner: Runner, batch: list[tuple[FDBItem, str]], k: int, out: Path, prompt) -> Iterator[dict[str, Any]]:
@@ -275,9 +307,8 @@ def report_fdb(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]
     if not records:
         raise RunError(f"no results in {out}; run `zbb import-fdb DIR --out {out}` first")
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
-    run_cfg = cfg.get("fdb", {}).get("run", {})
-    if caveat is None and str(run_cfg.get("model", "")).startswith(("tiny", "mid", "full")):
-        caveat = f"{run_cfg['model']}: {PIPELINE_CHECK_NOTE}"
+    run_cfg = resolved_run_settings({"config": cfg.get("fdb", {}).get("run", {}), "steering": cfg.get("steering")})
+    caveat = caveat if caveat is not None else run_caveat({"config": run_cfg, "caveat": cfg.get("caveat")})
     rows = list(records.values())
     summary = summarize(rows)
     for stats in summary["conditions"].values():  # ZBB's measures do not apply to FDB items: null, shown n/a
@@ -300,6 +331,8 @@ def report_fdb(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]
                  f"(median shift {float(np.median(list(shifts.values()))):+.2f} s over {len(shifts)} items; "
                  f"annotation kept where no speech was found: {', '.join(unsnapped) or 'none'}); per item in "
                  "items.csv (interrupt_start_s, snapped_onset_s).\n")
+    if cfg.get("context_warning"):
+        note += f"\nContext: {cfg['context_warning']}.\n"
     (out / "report.md").write_text(render_markdown(summary, caveat=caveat, title=TITLE, header=header) + note, encoding="utf-8")
     return report
 

@@ -32,7 +32,7 @@ def vector_layers(path: str | Path) -> list[int]:
 def run_header(run: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
     """Settings of a run from its saved RunConfig (config.json's "config"); `model`: the loaded source."""
     vector = run.get("vector")
-    layer, layer_from = run.get("layer"), "--layer"
+    layer, layer_from = run.get("layer"), run.get("layer_from", "--layer")
     if vector and layer is None and Path(vector).is_file():
         layers = vector_layers(vector)
         layer, layer_from = (layers[0] if layers else None), "the vector's first layer"
@@ -43,6 +43,8 @@ def run_header(run: Mapping[str, Any], model: str | None = None) -> dict[str, An
     if vector:
         steering = {"layer": layer, "layer_from": layer_from, "alpha": run.get("alpha"), "span": run.get("span"),
                     "schedule": run.get("schedule"), "onset": onset}
+        # where alpha and span came from (an option or the model's default), once a run has resolved them
+        steering.update({k: run[k] for k in ("alpha_from", "span_from") if run.get(k)})
     return {
         "model": model or run.get("model"), "steering": steering,
         "vector": vector, "vector_sha256": file_sha256(vector) if vector else None,
@@ -57,8 +59,10 @@ def render_header(header: Mapping[str, Any]) -> str:
     lines = [f"- **Model:** {header.get('model')}"]
     s = header.get("steering")
     if s:
-        lines.append(f"- **Steering:** layer {s['layer']} ({s['layer_from']}), alpha {s['alpha']}, span {s['span']} "
-                     f"frames, {s['schedule']} schedule, onset {s['onset']}")
+        alpha_from = f" ({s['alpha_from']})" if s.get("alpha_from") else ""
+        span_from = f" ({s['span_from']})" if s.get("span_from") else ""
+        lines.append(f"- **Steering:** layer {s['layer']} ({s['layer_from']}), alpha {s['alpha']}{alpha_from}, "
+                     f"span {s['span']} frames{span_from}, {s['schedule']} schedule, onset {s['onset']}")
         sha = header.get("vector_sha256")
         lines.append(f"- **Vector:** `{header.get('vector')}` (sha256 {sha if sha else 'unknown: file not found'})")
     else:

@@ -40,7 +40,7 @@ from duplex_steer.engine.prompt import (
     run_prompt,
 )
 from duplex_steer.errors import DuplexSteerError
-from duplex_steer.model_args import torch_dtype
+from duplex_steer.model_args import DEFAULT_MODEL, torch_dtype
 from duplex_steer.probes.activity import model_activity_rule
 from duplex_steer.steering import (
     ONLY_WHILE_MODEL_SPEAKS,
@@ -50,6 +50,7 @@ from duplex_steer.steering import (
     make_detector,
     patch,
 )
+from duplex_steer.steering.defaults import check_steering_args, resolve_steering
 
 from . import load_items
 from .asr import load_asr, transcribe_scenario
@@ -80,12 +81,12 @@ class RunError(DuplexSteerError, ValueError):
 class RunConfig:
     """Everything that determines a run's results (saved as config.json)."""
 
-    model: str = "tiny"
+    model: str = DEFAULT_MODEL
     conditions: list[str] = field(default_factory=lambda: ["no_interrupt", "interrupt", "interrupt+steer"])
     vector: str | None = None
-    layer: int | None = None
-    alpha: float = 5.5
-    span: int = 3
+    layer: int | None = None  # None: the model's default (duplex_steer.steering.defaults), recorded once resolved
+    alpha: float | None = None  # None: the model's default (the organism 1.0, other models 5.5)
+    span: int | None = None  # None: the model's default (3 frames)
     schedule: str = "linear"
     onset: str = "oracle"
     onset_only_while_model_speaks: bool = ONLY_WHILE_MODEL_SPEAKS  # energy / VAD only
@@ -118,6 +119,8 @@ class RunConfig:
                 raise RunError(f"unknown condition {c!r}; choose from {', '.join(KNOWN_CONDITIONS)}")
         if any(injection(c) for c in self.conditions) and not self.vector:
             raise RunError("steered conditions need --vector FILE (make one with `duplex-steer fit-vector`)")
+        if self.vector:  # readable, and the layer in it, before any model loads (alpha's sign: the CLI)
+            check_steering_args(self.vector, self.layer, allow_negative_alpha=True)
         if self.repetitions < 1 or self.batch_size < 1:
             raise RunError("repetitions and batch size must be at least 1")
         if self.audio is not None:
@@ -196,7 +199,10 @@ class Runner:
         self.vector = PerceptionVector.load(config.vector) if config.vector else None
         if self.vector is not None:
             self.vector.check_compatible(model)
-        self.layer = config.layer if config.layer is not None else (self.vector.layers[0] if self.vector else None)
+        # layer, alpha and span: the options, else the model's defaults (recorded in config.json by `run`)
+        self.settings = (resolve_steering(model, self.vector, config.layer, config.alpha, config.span)
+                         if self.vector is not None else None)
+        self.layer = self.settings.layer if self.settings is not None else None
         self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
         self.asr = load_asr(config.asr_model) if config.asr_model else None
         self._codes: dict[int, torch.Tensor] = {}  # session frame -> model codes [B, 8], for the ASR
@@ -210,9 +216,9 @@ class Runner:
         """One steering per injected condition of the run (the random control: same norm, seeded)."""
         if self.vector is None:
             return {}
-        c = self.config
-        real = Steering(self.vector, [self.layer], alpha=c.alpha, span=c.span, schedule=c.schedule)
-        rand = Steering(_random_like(self.vector, c.seed + 1), [self.layer], alpha=c.alpha, span=c.span,
+        c, s = self.config, self.settings
+        real = Steering(self.vector, [s.layer], alpha=s.alpha, span=s.span, schedule=c.schedule)
+        rand = Steering(_random_like(self.vector, c.seed + 1), [s.layer], alpha=s.alpha, span=s.span,
                         schedule=c.schedule)
         return {cond: rand if injection(cond) == "random" else real for cond in c.conditions if injection(cond)}
 
@@ -364,9 +370,7 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
         return results
     model = model or load(config.model, device=config.device, dtype=torch_dtype(config.dtype))
     runner = Runner(model, config)
-    saved = json.loads(cfg_path.read_text())
-    if saved.get("prompt") != describe_prompt(runner.prompt):  # the voice's hash, once it is resolved
-        cfg_path.write_text(json.dumps(dict(saved, prompt=describe_prompt(runner.prompt)), indent=1))
+    record_resolved(cfg_path, runner)
 
     def records() -> Iterator[dict[str, Any]]:
         for batch in item_batches(work, config.batch_size):
@@ -375,6 +379,42 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
 
     append_records(results, records(), len(work), f"zbb {model.source}" if progress else None)
     return results
+
+
+def record_resolved(cfg_path: Path, runner: Runner) -> None:
+    """Add to config.json what is only known once the model has loaded: the conversation start (the voice's
+    hash), the steering settings as resolved (with where each came from) and the model's caveat."""
+    saved = json.loads(cfg_path.read_text())
+    resolved = {"prompt": describe_prompt(runner.prompt),
+                "steering": runner.settings.to_json() if runner.settings is not None else None,
+                "caveat": runner.model.caveat}
+    if any(saved.get(k) != v for k, v in resolved.items()):
+        cfg_path.write_text(json.dumps({**saved, **resolved}, indent=1))
+
+
+def run_caveat(cfg: dict[str, Any]) -> str | None:
+    """The caveat a run's report carries: the one its model declared (random weights, the organism), else
+    what the model's name says for runs saved before models declared one."""
+    if cfg.get("caveat"):
+        return cfg["caveat"]
+    model_name = str(cfg.get("config", {}).get("model", ""))
+    if model_name.startswith(("tiny", "mid", "full")):
+        return f"{model_name}: {PIPELINE_CHECK_NOTE}"
+    if "organism" in model_name:
+        from duplex_steer.organism import ORGANISM_NOTE
+
+        return ORGANISM_NOTE
+    return None
+
+
+def resolved_run_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The run's options with the steering settings as resolved after loading (for the report's header)."""
+    run_cfg = dict(cfg.get("config", {}))
+    steering = cfg.get("steering")
+    if steering:
+        run_cfg.update({k: steering[k] for k in ("layer", "alpha", "span")})
+        run_cfg.update({f"{k}_from": v for k, v in steering.get("from", {}).items()})
+    return run_cfg
 
 
 def append_records(path: Path, records: Iterator[dict[str, Any]], total: int, progress: str | None) -> None:
@@ -417,14 +457,8 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet:
     if not records:
         raise RunError(f"no results in {out}; run `zbb run --out {out}` first")
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
-    model_name = str(cfg.get("config", {}).get("model", ""))
-    if caveat is None and model_name.startswith(("tiny", "mid", "full")):
-        caveat = f"{model_name}: {PIPELINE_CHECK_NOTE}"
-    elif caveat is None and "organism" in model_name:
-        from duplex_steer.organism import ORGANISM_NOTE
-
-        caveat = ORGANISM_NOTE
-    run_cfg = cfg.get("config", {})  # runs saved before the restriction existed were not restricted
+    caveat = caveat if caveat is not None else run_caveat(cfg)
+    run_cfg = resolved_run_settings(cfg)  # runs saved before the restriction existed were not restricted
     source = onset_source(run_cfg.get("onset", "oracle"), run_cfg.get("onset_only_while_model_speaks", False))
     onsets = summarize_onsets(records.values())
     header = run_header(run_cfg, model=next((r["model"] for r in records.values() if r.get("model")), None))

@@ -29,7 +29,16 @@ from duplex_steer import PIPELINE_CHECK_NOTE
 from duplex_steer.model_args import torch_dtype
 
 from .report import INTERRUPT, NO_INTERRUPT, RATE_METRICS, STEER, recovery
-from .runner import STEERED, RunConfig, RunError, _launcher_shard, _work, merge_and_report, read_results
+from .runner import (
+    STEERED,
+    RunConfig,
+    RunError,
+    _launcher_shard,
+    _work,
+    merge_and_report,
+    read_results,
+    run_caveat,
+)
 
 DEFAULT_ALPHAS = (1.0, 3.0, 5.5, 8.0)
 DEFAULT_SPANS = (1, 3, 6)
@@ -125,7 +134,8 @@ def _metric(stats: Mapping[str, Any], metric: str) -> dict[str, Any] | None:
 def summarize_sweep(out_dir: str | Path, label: str | None = None, is_random: bool = False) -> dict[str, Any]:
     """Report every run folder of a sweep, then write sweep.json, sweep.md and the heatmaps sweep.png."""
     out = Path(out_dir)
-    caveat = PIPELINE_CHECK_NOTE if is_random else None
+    base_cfg = out / BASELINES / "config.json"  # the caveat the model declared when the baselines ran
+    caveat = PIPELINE_CHECK_NOTE if is_random else run_caveat(json.loads(base_cfg.read_text()) if base_cfg.is_file() else {})
     if not any((out / BASELINES).glob("results*.jsonl")):
         raise RunError(f"no baseline results in {out / BASELINES}; run `zbb sweep --out {out}` first")
     base_report = merge_and_report(out / BASELINES, caveat=caveat)
