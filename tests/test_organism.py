@@ -166,8 +166,9 @@ def test_main_job_runs_on_the_organism_by_default(tmp_path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["conditions"]) == set(ALL_CONDITIONS)
     assert "toy world" in (tmp_path / "report.md").read_text()
-    config = json.loads((tmp_path / "config.json").read_text())["config"]
-    assert config["model"] == "organism" and config["alpha"] == 1.0 and config["span"] == 3
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["config"]["model"] == "organism" and saved["config"]["alpha"] is None  # the model's default
+    assert {k: saved["steering"][k] for k in ("layer", "alpha", "span")} == {"layer": 2, "alpha": 1.0, "span": 3}
     from duplex_steer.steering import PerceptionVector
 
     assert PerceptionVector.load(tmp_path / "perception_vector.safetensors").layers == [2]

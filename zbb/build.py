@@ -8,59 +8,45 @@ duration and SHA-256. Rebuild with `python -m zbb.build`. This default rendering
 is what the organism was trained on; sentence-level renderings by other engines and recordings of people
 are built by zbb.rendering (`zbb build --tts ...`), and the loaders here play either kind.
 
-This module reads zbb/items.jsonl by path and imports nothing else from zbb/.
+This module reads zbb/items.jsonl by path and imports nothing else from zbb/. The loaders and the manifest's
+format live in `duplex_steer.speech.zbb_audio` (the toolkit reads the benchmark's speech too) and are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from duplex_steer.audio import SAMPLE_RATE, load_audio
+from duplex_steer.audio import SAMPLE_RATE
 from duplex_steer.speech.dialogues import FixtureError, read_json, seconds, verify_file, write_json, write_ogg
 from duplex_steer.speech.tts import ONSET_THRESHOLD, TTS, default_tts, trim_silence, tts_settings
+from duplex_steer.speech.zbb_audio import (  # the loaders and the manifest's format: duplex_steer reads them too
+    AUDIO_VERSION,
+    AUDIO_VERSIONS,
+    BUFFER_TEXT,
+    LEAD_S,
+    MANIFEST_NAME,
+    REBUILD_HINT,
+    TAIL_S,
+    buffered_text,
+    context_slug,
+    load_buffered_query_audio,
+    load_context_audio,
+    load_query_audio,
+)
+from duplex_steer.speech.zbb_audio import read_items as read_item_file
 
 ZBB_DIR = Path(__file__).resolve().parent
 ITEMS_PATH = ZBB_DIR / "items.jsonl"
 AUDIO_DIR = ZBB_DIR / "audio"
-MANIFEST_NAME = "manifest.json"
-AUDIO_VERSION = "zbb-audio-1"
-# zbb-audio-2 (zbb.rendering): any engine or recordings; per file its rate, first-word onset and speech end.
-AUDIO_VERSIONS = (AUDIO_VERSION, "zbb-audio-2")
-# Audio kept before a manifest's first-word onset and after its speech end when a file is loaded.
-LEAD_S, TAIL_S = 0.002, 0.02
-REBUILD_HINT = "rebuild with: python -m zbb.build"
-# The filler a buffered interruption starts with ("buffered" conditions). Each item's buffered query is
-# spoken in one go ("Um, excuse me, Penguins, they ...") and stored as buffered/<id>.ogg.
-BUFFER_TEXT = "Um, excuse me,"
 
 
 def read_items(items_path: str | Path = ITEMS_PATH) -> list[dict[str, Any]]:
     """The benchmark items (one JSON object per non-empty line); each needs 'id', 'text' and 'context'."""
-    items_path = Path(items_path)
-    if not items_path.is_file():
-        raise FixtureError(f"ZBB items file not found: {items_path}")
-    items = []
-    for number, line in enumerate(items_path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        missing = {"id", "text", "context"} - item.keys()
-        if missing:
-            raise FixtureError(f"{items_path}:{number}: item lacks {sorted(missing)}")
-        items.append(item)
-    return items
-
-
-def context_slug(text: str) -> str:
-    """File-name slug of a context prompt: 'Tell me about music.' -> 'tell-me-about-music'."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return read_item_file(items_path)
 
 
 def _entry(kind: str, entry_id: str, text: str, rel_file: str, out_dir: Path, tts: TTS) -> dict[str, Any]:
@@ -137,50 +123,6 @@ def verify_audio(audio_dir: str | Path = AUDIO_DIR, items_path: str | Path | Non
     return manifest
 
 
-def _load(audio_dir: Path, kind: str, entry_id: str) -> np.ndarray:
-    """A manifest entry's audio (checksum-verified) at 24 kHz, cut to its speech when the manifest times it.
-
-    zbb-audio-2 entries carry first_word_onset_s and speech_end_s: the audio is cut from LEAD_S before the
-    onset to TAIL_S after the end (recordings keep their silences on disk), so its first sample is the interruption
-    onset and its length ends with the speech. zbb-audio-1 files are already cut.
-    """
-    manifest = read_json(audio_dir / MANIFEST_NAME)
-    for entry in manifest["entries"]:
-        if entry["kind"] == kind and entry["id"] == entry_id:
-            path = audio_dir / entry["file"]
-            verify_file(path, entry["sha256"], REBUILD_HINT)
-            wav = load_audio(path)
-            if "first_word_onset_s" in entry and "speech_end_s" in entry:
-                start = max(0, int(round((entry["first_word_onset_s"] - LEAD_S) * SAMPLE_RATE)))
-                wav = wav[start : int(round((entry["speech_end_s"] + TAIL_S) * SAMPLE_RATE))]
-            return wav
-    known = sorted(e["id"] for e in manifest["entries"] if e["kind"] == kind)
-    raise KeyError(f"no {kind} audio {entry_id!r} in {audio_dir}; known: {', '.join(known[:6])}, ...")
-
-
-def load_query_audio(audio_dir: str | Path | None, item_id: str) -> np.ndarray:
-    """The spoken query of item `item_id` (checksum-verified): mono float32, 24 kHz, speech from the start.
-
-    audio_dir None means the committed zbb/audio.
-    """
-    return _load(Path(audio_dir or AUDIO_DIR), "query", item_id)
-
-
-def buffered_text(text: str) -> str:
-    """The buffered form of a query: 'Um, excuse me, Penguins, they live in icy places, right?'."""
-    return f"{BUFFER_TEXT} {text}"
-
-
-def load_buffered_query_audio(audio_dir: str | Path | None, item_id: str) -> np.ndarray:
-    """The item's query spoken after "Um, excuse me,": the subject no longer starts the interruption."""
-    return _load(Path(audio_dir or AUDIO_DIR), "buffered", item_id)
-
-
-def load_context_audio(audio_dir: str | Path | None, context: str) -> np.ndarray:
-    """The spoken context prompt, given its text ('Tell me about music.') or its slug; None = zbb/audio."""
-    return _load(Path(audio_dir or AUDIO_DIR), "context", context_slug(context))
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """python -m zbb.build [--items PATH] [--out DIR]: regenerate the benchmark audio."""
     parser = argparse.ArgumentParser(description="Synthesize the ZBB query and context audio.")
@@ -191,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     kinds = [e["kind"] for e in manifest["entries"]]
     print(f"{kinds.count('query')} queries, {kinds.count('context')} contexts -> {args.out}")
 
+
+__all__ = ["AUDIO_DIR", "AUDIO_VERSION", "AUDIO_VERSIONS", "BUFFER_TEXT", "ITEMS_PATH", "LEAD_S", "MANIFEST_NAME",
+           "REBUILD_HINT", "TAIL_S", "ZBB_DIR", "build_audio", "buffered_text", "context_slug",
+           "load_buffered_query_audio", "load_context_audio", "load_query_audio", "main", "read_items", "verify_audio"]
 
 if __name__ == "__main__":
     main()

@@ -30,12 +30,10 @@ def build_example(path: str | Path = ORGANISM_EXAMPLE, item_id: str = "penguins-
     import numpy as np
     import soundfile as sf
 
-    from zbb import load_items
-    from zbb.build import load_context_audio, load_query_audio
-
     from ..audio import FRAME_SAMPLES, SAMPLE_RATE
+    from ..speech.zbb_audio import load_context_audio, load_query_audio, read_items
 
-    item = {it["id"]: it for it in load_items()}[item_id]
+    item = {it["id"]: it for it in read_items()}[item_id]
     context, query = load_context_audio(None, item["context"]), load_query_audio(None, item_id)
     at = onset_frame * FRAME_SAMPLES
     wav = np.zeros(at + len(query) + int(tail_s * SAMPLE_RATE), np.float32)

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zbb.build import BUFFER_TEXT
-
 from ..engine.text import SPECIAL_NAMES, WORD_START, PieceTokenizer
 from ..resources import zbb_items_path
+from ..speech.zbb_audio import BUFFER_TEXT
 
 ZBB_ITEMS = zbb_items_path()
 

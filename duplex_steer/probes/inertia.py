@@ -23,9 +23,8 @@ import numpy as np
 from ..audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, pad_to_frames
 from .activity import classify_onset
 from .affinity import AffinityResult, compute_affinities
+from .options import K_CONSECUTIVE, MAX_FRAMES
 
-K_CONSECUTIVE = 3
-MAX_FRAMES = 50  # 4 s
 ONSET_WINDOW = 3
 
 
@@ -128,7 +127,7 @@ def build_pair(context: np.ndarray, utterance: np.ndarray, pair_id: str, gaps_s:
 
 def zbb_pairs(n: int = 8, gaps_s: Sequence[float] = (0.4, 4.0), audio_dir: str | Path | None = None) -> list[Scenario]:
     """Pairs from the ZBB audio (checksum-verified): the first `n` queries, each after its own context turn."""
-    from zbb.build import load_context_audio, load_query_audio, read_items
+    from ..speech.zbb_audio import load_context_audio, load_query_audio, read_items
 
     out: list[Scenario] = []
     for item in read_items()[:n]:
