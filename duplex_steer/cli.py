@@ -21,6 +21,7 @@ from .recording_limits import (
     recording_frames,
 )
 from .steering_args import add_steering_args
+from .threads import add_threads_to_subcommands, configure_from_args, passive_wait
 
 
 def cmd_converse(args: argparse.Namespace) -> int:
@@ -238,14 +239,17 @@ def build_parser() -> argparse.ArgumentParser:
     register_analyze(sub)
     register_demo(sub)
     register_organism(sub)
+    add_threads_to_subcommands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    passive_wait()  # before anything imports torch (duplex_steer.threads)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "model", None) is None and hasattr(args, "src"):
         args.model = args.src
+    configure_from_args(args)
     try:
         return int(args.func(args) or 0)
     except DuplexSteerError as exc:

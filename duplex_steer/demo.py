@@ -9,6 +9,7 @@ from types import ModuleType
 
 from .errors import DuplexSteerError
 from .resources import DEMOS_PACKAGE
+from .threads import add_threads_arg
 
 
 class DemoUnavailable(DuplexSteerError):
@@ -46,8 +47,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if not port_is_free(args.host, args.port):
         raise DemoUnavailable(f"port {args.port} on {args.host} is in use; pick another with --port")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     app = app_module()
     limits = app.DemoLimits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
     dtype = getattr(torch, args.dtype) if args.dtype else None
@@ -73,7 +72,6 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="upload size limit (default 20 MB)")
     p.add_argument("--max-seconds", type=float, default=60.0, help="recording length limit (default 60 s)")
     p.add_argument("--fit-dialogues", type=int, default=4, help="dialogues for the default vector (default 4)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (1 is often fastest for the tiny model on a busy machine)")
+    add_threads_arg(p)
     p.set_defaults(func=cmd_demo)
     return p

@@ -87,3 +87,12 @@ def test_lens_names_and_errors():
         DepformerLens("text")
     with pytest.raises(LensError, match="samples no token"):
         StepTokens(torch.zeros(1), torch.zeros(1, 8)).target("user_cb0")
+
+
+def test_option_names_match_the_lenses():
+    """The torch-free names the CLI offers (probes.options) are exactly the lenses there are."""
+    from duplex_steer.probes.lenses import LENSES
+    from duplex_steer.probes.options import GENERATION_LENSES, PERCEPTION_LENSES
+
+    assert sorted(GENERATION_LENSES + PERCEPTION_LENSES) == sorted(LENSES)
+    assert all(name.endswith("user") for name in PERCEPTION_LENSES)

@@ -23,6 +23,7 @@ from duplex_steer.prompt_args import add_prompt_args
 from duplex_steer.recording_limits import add_length_args, max_seconds_from_args
 from duplex_steer.steering.defaults import check_alpha
 from duplex_steer.steering_args import add_steering_args
+from duplex_steer.threads import add_threads_to_subcommands, configure_from_args, passive_wait
 from zbb import ITEM_BANK_VERSION, ITEMS_PATH, ZBBItem, load_items
 
 EXIT_USAGE = 2
@@ -469,12 +470,15 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(subparsers)
+    add_threads_to_subcommands(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zbb`` console script; returns the exit code."""
+    passive_wait()  # before anything imports torch (duplex_steer.threads)
     args = build_parser().parse_args(argv)
+    configure_from_args(args)
     try:
         return int(args.func(args))
     except (CliError, ValueError, OSError, DuplexSteerError) as err:

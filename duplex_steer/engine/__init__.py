@@ -1,9 +1,36 @@
 """The duplex engine: load Moshi-family checkpoints and run them full duplex, frame by frame."""
 
-from .loading import LoadError, load_engine_model
-from .model import PIPELINE_CHECK_NOTE, DuplexModel, FrameKVCache
-from .session import DuplexSession, Frame, SamplingConfig
-from .spec import PRESETS, ModelSpec
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
+    from .loading import LoadError, load_engine_model
+    from .model import PIPELINE_CHECK_NOTE, DuplexModel, FrameKVCache
+    from .session import DuplexSession, Frame, SamplingConfig
+    from .spec import PRESETS, ModelSpec
+
+# name -> submodule: importing the package imports nothing heavy (torch loads with the first name used),
+# so commands such as `--help` start fast (issue 14, quick start)
+_LAZY = {
+    "LoadError": "loading", "load_engine_model": "loading",
+    "PIPELINE_CHECK_NOTE": "model", "DuplexModel": "model", "FrameKVCache": "model",
+    "DuplexSession": "session", "Frame": "session", "SamplingConfig": "session",
+    "PRESETS": "spec", "ModelSpec": "spec",
+}
 
 __all__ = ["PIPELINE_CHECK_NOTE", "PRESETS", "DuplexModel", "DuplexSession", "Frame", "FrameKVCache",
            "LoadError", "ModelSpec", "SamplingConfig", "load_engine_model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

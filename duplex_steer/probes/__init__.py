@@ -2,31 +2,53 @@
 affinities computed online during a conversation, ground-truth activity, state inertia, learned
 linear probes, figures, and the `duplex-steer analyze` command. See docs/probes.md."""
 
-from .activity import Activity, detect_onsets, energy_activity, text_activity, turns_activity
-from .affinity import AffinityError, AffinityResult, OnlineAffinity, compute_affinities, default_band
-from .inertia import (
-    InertiaReport,
-    OnsetInertia,
-    Scenario,
-    build_pair,
-    dialogue_pairs,
-    measure_inertia,
-    run_scenarios,
-    summarize,
-    takeover_frame,
-    zbb_pairs,
-)
-from .lenses import (
-    DepformerLens,
-    EmbeddingLens,
-    Lens,
-    LensError,
-    StepTokens,
-    TextLens,
-    default_lenses,
-    get_lens,
-)
-from .linear import LinearProbe, ProbeError, ProbeLens, collect_probe_data, train_probe, train_probes
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
+    from .activity import Activity, detect_onsets, energy_activity, text_activity, turns_activity
+    from .affinity import AffinityError, AffinityResult, OnlineAffinity, compute_affinities, default_band
+    from .inertia import (
+        InertiaReport,
+        OnsetInertia,
+        Scenario,
+        build_pair,
+        dialogue_pairs,
+        measure_inertia,
+        run_scenarios,
+        summarize,
+        takeover_frame,
+        zbb_pairs,
+    )
+    from .lenses import (
+        DepformerLens,
+        EmbeddingLens,
+        Lens,
+        LensError,
+        StepTokens,
+        TextLens,
+        default_lenses,
+        get_lens,
+    )
+    from .linear import LinearProbe, ProbeError, ProbeLens, collect_probe_data, train_probe, train_probes
+
+# name -> submodule: importing the package imports nothing heavy (torch loads with the first name used),
+# so commands such as `--help` start fast (issue 14, quick start)
+_LAZY = {
+    "Activity": "activity", "detect_onsets": "activity", "energy_activity": "activity",
+    "text_activity": "activity", "turns_activity": "activity",
+    "AffinityError": "affinity", "AffinityResult": "affinity", "OnlineAffinity": "affinity",
+    "compute_affinities": "affinity", "default_band": "affinity",
+    "InertiaReport": "inertia", "OnsetInertia": "inertia", "Scenario": "inertia", "build_pair": "inertia",
+    "dialogue_pairs": "inertia", "measure_inertia": "inertia", "run_scenarios": "inertia",
+    "summarize": "inertia", "takeover_frame": "inertia", "zbb_pairs": "inertia",
+    "DepformerLens": "lenses", "EmbeddingLens": "lenses", "Lens": "lenses", "LensError": "lenses",
+    "StepTokens": "lenses", "TextLens": "lenses", "default_lenses": "lenses", "get_lens": "lenses",
+    "LinearProbe": "linear", "ProbeError": "linear", "ProbeLens": "linear", "collect_probe_data": "linear",
+    "train_probe": "linear", "train_probes": "linear",
+}
 
 __all__ = [
     "Activity", "AffinityError", "AffinityResult", "DepformerLens", "EmbeddingLens", "InertiaReport", "Lens",
@@ -36,3 +58,15 @@ __all__ = [
     "run_scenarios", "summarize", "takeover_frame", "text_activity", "train_probe", "train_probes",
     "turns_activity", "zbb_pairs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

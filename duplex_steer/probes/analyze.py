@@ -12,22 +12,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio
-from .affinity import AffinityError, compute_affinities, default_band
-from .inertia import (
-    K_CONSECUTIVE,
-    MAX_FRAMES,
-    InertiaReport,
-    measure_inertia,
-    run_scenarios,
-    summarize,
-    zbb_pairs,
-)
-from .lenses import LENSES
+from .options import GENERATION_LENSES, K_CONSECUTIVE, MAX_FRAMES, PERCEPTION_LENSES
+
+if TYPE_CHECKING:
+    from .inertia import InertiaReport
 
 MIN_FRAMES = 4  # 320 ms: the shortest recording worth analysing
 SILENCE_PEAK = 1e-4
@@ -35,6 +28,8 @@ SILENCE_PEAK = 1e-4
 
 def parse_layers(text: str | None, num_layers: int) -> list[int] | None:
     """'all' / None -> None; '3 5 7', '3,5,7', '12-24' or mixes -> a list (range ends inclusive)."""
+    from .affinity import AffinityError
+
     if text is None or text.strip().lower() == "all":
         return None
     out: list[int] = []
@@ -66,6 +61,8 @@ def check_recording(path: str | Path) -> np.ndarray:
 
 def known_turns(audio: Path, spec: str) -> list[dict[str, Any]] | None:
     """Turn timings for `audio`: 'none'; a JSON file with a 'turns' list; 'auto' = AUDIO.json if it has turns."""
+    from .affinity import AffinityError
+
     if spec == "none":
         return None
     path = audio.with_suffix(".json") if spec == "auto" else Path(spec)
@@ -98,9 +95,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--layers", default="all", help="layers to read: 'all', '12-24', '3 7 23' (0-based)")
     p.add_argument("--band", type=int, nargs=2, metavar=("LO", "HI"), default=None,
                    help="band of layers averaged for the timeline and inertia (default: 3/8..3/4 of depth)")
-    p.add_argument("--gen-lens", action="append", choices=["text", "depformer-model", "embedding-model"],
+    p.add_argument("--gen-lens", action="append", choices=list(GENERATION_LENSES),
                    help="generation lens (repeat; default: text and depformer-model)")
-    p.add_argument("--perc-lens", choices=[n for n in LENSES if n.endswith("user")],
+    p.add_argument("--perc-lens", choices=list(PERCEPTION_LENSES),
                    help="perception lens (default: depformer-user with user heads, else embedding-user)")
     p.add_argument("--turns", default="auto", help="user turn timings: auto (AUDIO.json), none, or a JSON file")
     p.add_argument("--dialogues", action="store_true", help="also run the dialogue set and measure inertia")
@@ -123,6 +120,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from ..prompt_args import load_with_prompt
     from ..recording_limits import check_length, context_warning, max_seconds_from_args, recording_frames
     from . import plots
+    from .affinity import compute_affinities, default_band
+    from .inertia import measure_inertia
 
     audio = Path(args.audio)
     wav = check_recording(audio)
@@ -163,6 +162,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def inertia_runs(model, args: argparse.Namespace, lens_kw: dict[str, Any]) -> InertiaReport | None:
     """Inertia over the dialogue set (--dialogues) and/or ZBB paired scenarios (--pairs N)."""
+    from .affinity import compute_affinities
+    from .inertia import InertiaReport, measure_inertia, run_scenarios, summarize, zbb_pairs
+
     if not args.dialogues and args.pairs <= 0:
         return None
     inertias, results = [], []

@@ -1,20 +1,50 @@
 """Steering: perception vectors, fitting, onset detectors, onset-triggered injection."""
 
-from .fit import ActivityLabeler, FitReport, fit_perception_vector
-from .onset import (
-    ONLY_WHILE_MODEL_SPEAKS,
-    EnergyOnset,
-    FalseTriggers,
-    OnsetDetector,
-    OracleOnset,
-    SileroVADOnset,
-    make_detector,
-)
-from .snap import OnsetSnapWarning, SnappedOnset, SnapRule, snap_onset
-from .steer import SCHEDULES, Steering, SteeringController, apply, patch
-from .vector import PerceptionVector, VectorError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
+    from .fit import ActivityLabeler, FitReport, fit_perception_vector
+    from .onset import (
+        ONLY_WHILE_MODEL_SPEAKS,
+        EnergyOnset,
+        FalseTriggers,
+        OnsetDetector,
+        OracleOnset,
+        SileroVADOnset,
+        make_detector,
+    )
+    from .snap import OnsetSnapWarning, SnappedOnset, SnapRule, snap_onset
+    from .steer import SCHEDULES, Steering, SteeringController, apply, patch
+    from .vector import PerceptionVector, VectorError
+
+# name -> submodule: importing the package imports nothing heavy (torch loads with the first name used),
+# so commands such as `--help` start fast (issue 14, quick start)
+_LAZY = {
+    "ActivityLabeler": "fit", "FitReport": "fit", "fit_perception_vector": "fit",
+    "ONLY_WHILE_MODEL_SPEAKS": "onset", "EnergyOnset": "onset", "FalseTriggers": "onset",
+    "OnsetDetector": "onset", "OracleOnset": "onset", "SileroVADOnset": "onset", "make_detector": "onset",
+    "OnsetSnapWarning": "snap", "SnappedOnset": "snap", "SnapRule": "snap", "snap_onset": "snap",
+    "SCHEDULES": "steer", "Steering": "steer", "SteeringController": "steer", "apply": "steer",
+    "patch": "steer",
+    "PerceptionVector": "vector", "VectorError": "vector",
+}
 
 __all__ = ["ONLY_WHILE_MODEL_SPEAKS", "SCHEDULES", "ActivityLabeler", "EnergyOnset", "FalseTriggers", "FitReport",
            "OnsetDetector", "OnsetSnapWarning", "OracleOnset", "PerceptionVector", "SileroVADOnset", "SnapRule",
            "SnappedOnset", "Steering", "SteeringController", "VectorError", "apply", "fit_perception_vector",
            "make_detector", "patch", "snap_onset"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DuplexSteerError
-from .vector import PerceptionVector
+
+if TYPE_CHECKING:  # imported where used: `zbb --help` must not load torch
+    from .vector import PerceptionVector
 
 PAPER_LAYER, PAPER_DEPTH = 23, 32  # the paper's steering layer in the 32-layer 7B models
 PAPER_ALPHA = 5.5
@@ -92,6 +94,8 @@ def check_steering_args(vector: str | Path | PerceptionVector | None, layer: int
     """Everything that can be checked before a model loads: the vector file is readable, the layer exists in
     the model the vector was fitted on and in the vector, alpha is not negative unless asked for.
     Returns the loaded vector (None when there is none)."""
+    from .vector import PerceptionVector
+
     check_alpha(alpha, allow_negative_alpha)
     if vector is None:
         return None
