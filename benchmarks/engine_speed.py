@@ -43,10 +43,6 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 FRAME_MS = 80.0
-ANCHORS = {  # the reference implementation, mid preset, CPU, 2 threads, float32 (from the issue)
-    ("mid", 1): 21.0,
-    ("mid", 8): 77.0,
-}
 RATIO_TARGET = 1.0  # our per-step cost at most 1.0x generate's
 GPU_FULL_TARGET_MS = 80.0  # full 7B, bf16, batch 1: real time
 STEER_TARGET_PCT = 2.0  # steering adds under 2% at batch 1 and 8 on mid
@@ -419,14 +415,6 @@ def _f(x: Any, fmt: str = "{:.1f}") -> str:
 def verdicts(rows: list[dict[str, Any]], device: str, dtype: str) -> list[str]:
     out = []
     by = {(r["preset"], r["batch"]): r for r in rows}
-    if device == "cpu":
-        for (preset, batch), anchor in ANCHORS.items():
-            r = by.get((preset, batch))
-            if r is None or "frames_per_s" not in r:
-                continue
-            ok = r["frames_per_s"] >= anchor
-            out.append(f"- {preset} batch {batch}: {r['frames_per_s']:.1f} frames/s vs the reference's ~{anchor:.0f} "
-                       f"(target: at least the reference) -> **{'PASS' if ok else 'FAIL'}**")
     for r in rows:
         if r.get("ratio_ours_to_generate") is not None:
             ok = r["ratio_ours_to_generate"] <= RATIO_TARGET
@@ -509,8 +497,8 @@ def render(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Targets (issue):", ""]
     lines += verdicts(rows, a["device"], a["dtype"]) or ["- (no targets apply to this selection)"]
-    lines += ["", "Anchors: the reference implementation steps `mid` at about 21 frames/s (batch 1) and 77 "
-              "(batch 8) on this machine kind (CPU, 2 threads, float32); the full 7B must step in under 80 ms "
+    lines += ["", "The comparison with the reference implementation (kyutai moshi's LMGen) is measured in one run "
+              "by benchmarks/reference_speed.py; the full 7B must step in under 80 ms "
               "per frame at batch 1 on a GPU (bf16). Absolute figures depend on the other load shown; "
               "ratios (ours/generate, steering overhead) are measured in the same process and are robust to it."]
     contended = [r for r in rows if _contended(r, a["quiet_cores"])]
@@ -607,8 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([".venv/bin/python", "benchmarks/engine_speed.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine(args.device, threads or None),
         "args": {**base, "presets": presets, "batches": args.batches, "isolate": isolate},
-        "targets": {"anchors_frames_per_s": {f"{p}@{b}": v for (p, b), v in ANCHORS.items()},
-                    "ratio_ours_to_generate_max": RATIO_TARGET, "gpu_full_batch1_ms_max": GPU_FULL_TARGET_MS,
+        "targets": {"ratio_ours_to_generate_max": RATIO_TARGET, "gpu_full_batch1_ms_max": GPU_FULL_TARGET_MS,
                     "steering_overhead_pct_max": STEER_TARGET_PCT},
         "rows": rows,
     }
