@@ -19,6 +19,7 @@ from ..engine.mel_codec import MelCodec
 from ..engine.model import DuplexModel
 from ..engine.spec import ModelSpec, tiny_mimi_config
 from ..engine.text import PieceTokenizer
+from .settings import ORGANISM_NOTE, STEERING_DEFAULTS, organism_spec
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 FORMAT = "duplex-steer-organism-1"
@@ -41,8 +42,6 @@ def _assemble(spec: ModelSpec, codec: MelCodec, tokenizer: PieceTokenizer, seed:
     init_random_weights(hf.decoder, seed)
     init_random_weights(hf.embed_tokens, seed + 1)
     init_random_weights(hf.depth_decoder, seed + 2)
-    from . import ORGANISM_NOTE, STEERING_DEFAULTS
-
     model = DuplexModel(hf, spec, codec, tokenizer, source=source, is_random=False, checkpoint_id=checkpoint_id)
     model.note = ORGANISM_NOTE
     model.steering_defaults = dict(STEERING_DEFAULTS)
@@ -51,8 +50,6 @@ def _assemble(spec: ModelSpec, codec: MelCodec, tokenizer: PieceTokenizer, seed:
 
 def new_model(world, codec: MelCodec, seed: int = 0) -> DuplexModel:
     """An untrained organism (seeded init) with the world's vocabulary and the given codec."""
-    from .train import organism_spec
-
     tok = world.tokenizer()
     return _assemble(organism_spec(len(tok.pieces)), codec, tok, seed, "organism", f"organism:seed{seed}")
 

@@ -21,20 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.mel_codec import MelCodec
-from ..engine.spec import ModelSpec
 from ..engine.text import PAD
 from .episodes import EpisodeConfig, EpisodeGenerator
 from .speech import SpeechBank
 from .world import BACKCHANNELS, BUFFER, World
 
 CODEC_SEED = 0
-
-
-def organism_spec(text_card: int) -> ModelSpec:
-    """The organism's architecture: Moshi's, small (6 layers x 128, depformer 1 x 64, 64-code audio)."""
-    return ModelSpec(dim=128, num_heads=4, num_layers=6, text_card=text_card, card=64, context=256,
-                     depformer_dim=64, depformer_num_heads=2, depformer_num_layers=1,
-                     depformer_dim_feedforward=256)
 
 
 @dataclass

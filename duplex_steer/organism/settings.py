@@ -1,0 +1,25 @@
+"""What every organism model carries: its architecture, its steering settings and its caveat.
+
+Kept apart from the package's command (`duplex_steer.organism`), training (`train`) and loading
+(`checkpoint`) so that each of those can read them without importing the others.
+"""
+
+from __future__ import annotations
+
+from ..engine.spec import ModelSpec
+
+# Steering settings for the organism, fixed in advance from the CPU prototype (REFERENCE.md section 7:
+# layer 2 of 6, 3 frames, linear decay, alpha 1 x the mean difference), not tuned on ZBB.
+STEERING_DEFAULTS = {"layer": 2, "alpha": 1.0, "span": 3}
+ORGANISM_NOTE = ("organism: a 1.9M-parameter model trained on CPU on a synthetic toy world; it shows mechanisms "
+                 "at small scale, never figures about Moshi or PersonaPlex")
+
+
+def organism_spec(text_card: int) -> ModelSpec:
+    """The organism's architecture: Moshi's, small (6 layers x 128, depformer 1 x 64, 64-code audio)."""
+    return ModelSpec(dim=128, num_heads=4, num_layers=6, text_card=text_card, card=64, context=256,
+                     depformer_dim=64, depformer_num_heads=2, depformer_num_layers=1,
+                     depformer_dim_feedforward=256)
+
+
+__all__ = ["ORGANISM_NOTE", "STEERING_DEFAULTS", "organism_spec"]
