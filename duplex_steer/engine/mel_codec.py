@@ -13,6 +13,7 @@ Saved as `codec.safetensors` (the centroids) + `codec.json` (the settings).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,13 +64,24 @@ class MelCodec:
         if dim != settings.n_mels * settings.columns_per_frame:
             raise CodecError(f"codebook width {dim} does not match {settings.n_mels} mels x "
                              f"{settings.columns_per_frame} columns")
+        self._window = torch.hann_window(settings.n_fft)
+
+    @functools.cached_property
+    def mel_filters(self) -> np.ndarray:
+        """[n_mels, n_fft // 2 + 1] mel filterbank; built on first use, as librosa (with scipy and numba)
+        takes seconds to import and a model that only steps codes never needs it."""
         import librosa
 
-        fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=settings.n_fft, n_mels=settings.n_mels,
-                                 fmin=settings.fmin, fmax=settings.fmax)
-        self._mel_basis = torch.from_numpy(fb).float()
-        self._window = torch.hann_window(settings.n_fft)
-        self._mel_inverse = np.linalg.pinv(fb).astype(np.float32)
+        s = self.settings
+        return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax)
+
+    @functools.cached_property
+    def _mel_basis(self) -> torch.Tensor:
+        return torch.from_numpy(self.mel_filters).float()
+
+    @functools.cached_property
+    def _mel_inverse(self) -> np.ndarray:
+        return np.linalg.pinv(self.mel_filters).astype(np.float32)
 
     # --- analysis ---------------------------------------------------------------------------------
     def features(self, wav: np.ndarray) -> torch.Tensor:
