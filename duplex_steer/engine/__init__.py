@@ -6,8 +6,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
+    from .kv_cache import FrameKVCache
     from .loading import LoadError, load_engine_model
-    from .model import PIPELINE_CHECK_NOTE, DuplexModel, FrameKVCache
+    from .model import PIPELINE_CHECK_NOTE, DuplexModel
     from .session import DuplexSession, Frame, SamplingConfig
     from .spec import PRESETS, ModelSpec
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
 # so commands such as `--help` start fast (issue 14, quick start)
 _LAZY = {
     "LoadError": "loading", "load_engine_model": "loading",
-    "PIPELINE_CHECK_NOTE": "model", "DuplexModel": "model", "FrameKVCache": "model",
+    "PIPELINE_CHECK_NOTE": "model", "DuplexModel": "model", "FrameKVCache": "kv_cache",
     "DuplexSession": "session", "Frame": "session", "SamplingConfig": "session",
     "PRESETS": "spec", "ModelSpec": "spec",
 }

@@ -14,17 +14,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
 
 from ..errors import DuplexSteerError
-from .model import FrameKVCache
+from .kv_cache import FrameKVCache
 from .noise import KeyedNoise
+from .spec import ModelSpec
 
-if TYPE_CHECKING:
-    from .model import DuplexModel
+
+class SteppableModel(Protocol):
+    """What a session needs of its model (`engine.model.DuplexModel` is one): the pieces of one frame's
+    forward pass. Typed here so that the session does not import the model, which creates sessions."""
+
+    spec: ModelSpec
+
+    @property
+    def num_layers(self) -> int: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def dtype(self) -> torch.dtype: ...
+    def initial_tokens(self) -> Tensor: ...
+    def embed(self, tokens: Tensor) -> Tensor: ...
+    def run_layers(self, x: Tensor, start: int = 0, cache: FrameKVCache | None = None) -> Tensor: ...
+    def final_norm(self, h: Tensor) -> Tensor: ...
+    def text_logits(self, normed: Tensor) -> Tensor: ...
+    def depth_step(self, k: int, normed: Tensor, prev_token: Tensor, kv: list[list[Tensor]]) -> Tensor: ...
 
 
 @dataclass
@@ -76,7 +94,7 @@ class SessionInputError(DuplexSteerError, ValueError):
 class DuplexSession:
     """Streaming state for `batch_size` independent conversations stepped in lockstep."""
 
-    def __init__(self, model: DuplexModel, batch_size: int = 1, sampling: SamplingConfig | None = None,
+    def __init__(self, model: SteppableModel, batch_size: int = 1, sampling: SamplingConfig | None = None,
                  seed: int | None = None, noise_groups: list[int] | None = None,
                  noise_keys: Sequence[int] | None = None):
         if batch_size < 1:
