@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..threads import add_threads_arg
 from .settings import ORGANISM_NOTE, STEERING_DEFAULTS  # noqa: F401 - the organism's public facts
 
 
@@ -24,7 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     episodes = EpisodeConfig()
     if args.zero_buffer_rate is not None:
         episodes.zero_buffer_rate = args.zero_buffer_rate
-    config = TrainConfig(seed=args.seed, threads=args.threads, episodes=episodes)
+    config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
     if args.steps is not None:
         config.steps = args.steps
     if args.batch_size is not None:
@@ -45,5 +46,5 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--zero-buffer-rate", type=float, default=None,
                    help="fraction of episodes with a zero-buffer interruption (default: EpisodeConfig's)")
-    p.add_argument("--threads", type=int, default=2)
+    add_threads_arg(p, help="training threads (default: TrainConfig.threads, 2, as the committed organism was trained)")
     p.set_defaults(func=cmd_train)
