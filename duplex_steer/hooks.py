@@ -30,6 +30,11 @@ class HookHandle:
     def __init__(self, handles: Iterable[torch.utils.hooks.RemovableHandle] = ()):
         self._handles = list(handles)
 
+    @classmethod
+    def combine(cls, groups: Iterable[HookHandle]) -> HookHandle:
+        """One handle that removes every hook of `groups` (e.g. one steering addition per layer)."""
+        return cls(h for group in groups for h in group._handles)
+
     def remove(self) -> None:
         for h in self._handles:
             h.remove()

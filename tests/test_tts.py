@@ -123,7 +123,7 @@ def test_word_by_word_first_word_sounds_the_same_in_any_sentence() -> None:
 
 @needs_espeak
 def test_trim_silence_on_real_speech_with_added_silence() -> None:
-    raw = EspeakTTS()._run("What is gravity?")  # untrimmed espeak output
+    raw = EspeakTTS().speak_untrimmed("What is gravity?")  # untrimmed espeak output
     padded = np.concatenate([np.zeros(SAMPLE_RATE // 3, dtype=np.float32), raw])
     trimmed = trim_silence(padded)
     assert speech_onset(trimmed) <= TEN_MS

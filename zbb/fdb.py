@@ -47,7 +47,6 @@ from .runner import (
     RunConfig,
     RunError,
     Runner,
-    _batches,
     append_records,
     read_results,
     repair_torn_tail,
@@ -56,6 +55,7 @@ from .runner import (
 )
 from .scenario import Scenario, ScenarioRules
 from .scoring import latency, take_over
+from .work import slices
 
 FDB_CONDITIONS = ("interrupt", "interrupt+steer", "interrupt+random", "interrupt+mistimed")
 TITLE = "Full-Duplex-Bench user interruption (imported)"
@@ -208,7 +208,7 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
     model = model or load(config.model, device=config.device, dtype=torch_dtype(config.dtype))
     runner = Runner(model, config)  # the steering set-up (vector, layer, random control) and ASR of `zbb run`
     record_model_facts(cfg_path, runner, items)
-    records = (record for k, batch in enumerate(_batches(work, config.batch_size))
+    records = (record for k, batch in enumerate(slices(work, config.batch_size))
                for record in _play(runner, batch, k, out, prompt))
     append_records(results, records, len(work), f"fdb {model.source}" if progress else None)
     return results

@@ -62,7 +62,7 @@ from .report import KNOWN_CONDITIONS, write_report
 from .scenario import DONE, WAITING, Scenario, ScenarioRules, split_condition
 from .scoring import is_correct, iwor, latency
 from .stopping import stop_after_onset
-from .work import NOT_IDENTITY, config_differences, item_batches, noise_keys, shard_units
+from .work import NOT_IDENTITY, config_differences, item_batches, launcher_shard, noise_keys, shard_units
 
 STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed", "buffered+steer", "no_interrupt+steer")
 
@@ -132,12 +132,14 @@ def check_audio(audio: str | Path, conditions: list[str], items: list[str] | Non
                 limit: int | None = None) -> dict[str, Any]:
     """Check a rendering folder holds every file these conditions and items play (before a model loads)."""
     config = RunConfig(conditions=conditions, items=items, limit=limit)
-    selected = list({it["id"]: it for it, _, _ in _work(config)}.values())
+    selected = list({it["id"]: it for it, _, _ in run_work(config)}.values())
     kinds = ["query", "context"] + (["buffered"] if any(split_condition(c)[0] == "buffered" for c in conditions) else [])
     return validate_rendering(audio, selected, kinds)
 
 
-def _work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
+def run_work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
+    """Every (item, condition, repetition) of a run, grouped by (item, repetition) (zbb.work's units);
+    unknown --items are refused."""
     items = load_items()
     if config.items:
         known = {it["id"] for it in items}
@@ -175,11 +177,6 @@ def repair_torn_tail(path: Path) -> None:
 
 def _key(rec: dict[str, Any]) -> tuple[str, str, int]:
     return rec["id"], rec["condition"], int(rec["repetition"])
-
-
-def _batches(work: list, size: int) -> Iterator[list]:
-    for i in range(0, len(work), size):
-        yield work[i : i + size]
 
 
 def _random_like(vector: PerceptionVector, seed: int) -> PerceptionVector:
@@ -361,11 +358,11 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
                            f"the same options (only {', '.join(NOT_IDENTITY)} may change) or choose a new --out")
     else:
         cfg_path.write_text(json.dumps(saved, indent=1))
-    rank, world = shard or _launcher_shard()
+    rank, world = shard or launcher_shard()
     results = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
     repair_torn_tail(results)
     done = {_key(r) for f in out.glob("results*.jsonl") for r in read_results(f)}
-    work = [w for w in shard_units(_work(config), rank, world) if (w[0]["id"], w[1], w[2]) not in done]
+    work = [w for w in shard_units(run_work(config), rank, world) if (w[0]["id"], w[1], w[2]) not in done]
     if not work:
         return results
     model = model or load(config.model, device=config.device, dtype=torch_dtype(config.dtype))
@@ -435,13 +432,6 @@ def append_records(path: Path, records: Iterator[dict[str, Any]], total: int, pr
     finally:
         if bar:
             bar.close()
-
-
-def _launcher_shard() -> tuple[int, int]:
-    """(rank, world size) from torchrun / accelerate / Ray-style environment variables, else (0, 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-    return rank, world
 
 
 def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet: bool = False) -> dict[str, Any]:

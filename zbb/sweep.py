@@ -33,12 +33,12 @@ from .runner import (
     STEERED,
     RunConfig,
     RunError,
-    _launcher_shard,
-    _work,
     merge_and_report,
     read_results,
     run_caveat,
+    run_work,
 )
+from .work import launcher_shard
 
 DEFAULT_ALPHAS = (1.0, 3.0, 5.5, 8.0)
 DEFAULT_SPANS = (1, 3, 6)
@@ -77,7 +77,7 @@ def plan(base: RunConfig, layers: Sequence[int], alphas: Sequence[float], spans:
 def _pending(config: RunConfig, out: Path) -> int:
     """How many (item, condition, repetition) of a run are not in its results yet."""
     done = {(r["id"], r["condition"], int(r["repetition"])) for f in out.glob("results*.jsonl") for r in read_results(f)}
-    return sum((it["id"], c, r) not in done for it, c, r in _work(config))
+    return sum((it["id"], c, r) not in done for it, c, r in run_work(config))
 
 
 def sweep(base: RunConfig, out_dir: str | Path, layers: Sequence[int] | None = None,
@@ -115,7 +115,7 @@ def sweep(base: RunConfig, out_dir: str | Path, layers: Sequence[int] | None = N
         if progress:
             print(f"[{k + 1}/{len(runs)}] {folder.relative_to(out)}", flush=True)
         run(cfg, folder, model=model, progress=progress)
-    if not report or _launcher_shard()[1] > 1:
+    if not report or launcher_shard()[1] > 1:
         return None
     if model is not None:
         label, is_random = model.label.replace(f" - {PIPELINE_CHECK_NOTE}", ""), bool(model.is_random)

@@ -16,6 +16,7 @@ folder can be resumed with another batch size, while any other differing option 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +56,19 @@ def item_batches(work: Sequence[Work], batch_size: int) -> Iterator[list[Work]]:
         yield batch
 
 
+def slices(work: Sequence[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive slices of at most `size` (FDB imports, whose items are each one recording)."""
+    for i in range(0, len(work), size):
+        yield list(work[i : i + size])
+
+
+def launcher_shard() -> tuple[int, int]:
+    """(rank, world size) from torchrun / accelerate / Ray-style environment variables, else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    return rank, world
+
+
 def noise_key(seed: int, item_id: str, repetition: int) -> int:
     """The sampling-noise key of one (item, repetition) in a run with `seed`."""
     return key_for("zbb", int(seed), item_id, int(repetition))
@@ -82,5 +96,5 @@ def config_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> l
             if key not in NOT_IDENTITY and old.get(key) != new.get(key)]
 
 
-__all__ = ["NOT_IDENTITY", "Work", "config_differences", "item_batches", "noise_key", "noise_keys",
+__all__ = ["NOT_IDENTITY", "Work", "config_differences", "item_batches", "launcher_shard", "slices", "noise_key", "noise_keys",
            "shard_units", "unit_of", "units"]

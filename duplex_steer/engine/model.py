@@ -234,10 +234,14 @@ class DuplexModel(nn.Module):
         """
         return self.teacher_forced(codes)
 
+    def forget_fused_weights(self) -> None:
+        """Drop the depformer's cached fused weights (rebuilt on next use): call after changing weights."""
+        self._depth_weights = None
+
     def teacher_forced(self, codes: Tensor) -> TeacherForcedOutput:
         """`forward_codes` with autograd left to the caller (training); weights are read fresh each call."""
         if torch.is_grad_enabled():
-            self._depth_weights = None  # the cached fused q/k/v copy would be stale after an update
+            self.forget_fused_weights()  # the cached fused q/k/v copy would be stale after an update
         B, K, T = codes.shape
         if K != self.spec.n_q + 1:
             raise ValueError(f"codes must have {self.spec.n_q + 1} rows (text + {self.spec.n_q} audio), got {K}")

@@ -62,7 +62,7 @@ class SpeechBank:
         key = (voice, word)
         if key not in self._words:
             tts = self.user_tts if voice == "user" else self.model_tts
-            self._words[key] = trim_silence(tts._run(word))
+            self._words[key] = trim_silence(tts.speak_untrimmed(word))
         return self._words[key]
 
     def user_audio(self, text: str, round_trip: bool = True) -> tuple[np.ndarray, list[int]]:

@@ -119,7 +119,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         bar.set_postfix(text=f"{float(text_loss):.3f}", audio=f"{float(audio_loss):.3f}")
     model.requires_grad_(False)
     model.eval()
-    model._depth_weights = None
+    model.forget_fused_weights()
     record = {
         "config": asdict(config), "setup_s": round(setup_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "torch": torch.__version__, "threads": config.threads, "history": history,

@@ -137,7 +137,7 @@ class EspeakTTS:
             out.pop("clause_gap_s")
         return out
 
-    def _run(self, text: str) -> np.ndarray:
+    def speak_untrimmed(self, text: str) -> np.ndarray:
         """One espeak-ng call on `text`; returns untrimmed 24 kHz float32 audio."""
         exe = require_espeak(self.binary)
         cmd = [exe, "--stdout", "--stdin", "-z", "-v", self.voice, "-s", str(self.rate_wpm),
@@ -155,8 +155,8 @@ class EspeakTTS:
         if not words:
             raise TTSError("nothing to synthesize: the text is empty")
         if not self.word_by_word:
-            return trim_silence(self._run(" ".join(words)))
-        return self.join_words(text, lambda word: trim_silence(self._run(word)))[0]
+            return trim_silence(self.speak_untrimmed(" ".join(words)))
+        return self.join_words(text, lambda word: trim_silence(self.speak_untrimmed(word)))[0]
 
     def render(self, text: str) -> Rendering:
         """Speak `text` at espeak-ng's own rate with the start of every word (untrimmed).
@@ -166,7 +166,7 @@ class EspeakTTS:
         """
         if self.word_by_word:
             require_espeak(self.binary)
-            audio, starts = self.join_words(text, lambda word: trim_silence(self._run(word)))
+            audio, starts = self.join_words(text, lambda word: trim_silence(self.speak_untrimmed(word)))
             end = len(audio) / SAMPLE_RATE  # each word is trimmed to its sound (2 ms either side)
             return Rendering(audio, SAMPLE_RATE, onset_window_s=(0.0, 0.01), end_window_s=(end - 0.03, end),
                              word_starts_s=[s / SAMPLE_RATE for s in starts])

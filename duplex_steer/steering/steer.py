@@ -113,7 +113,7 @@ def patch(model, controller: SteeringController) -> HookHandle:
     steering = controller.steering
     steering.vector.check_compatible(model)
     handles = [patch_add(model, layer, steering.vector[layer], controller.coefficients) for layer in steering.layers]
-    return HookHandle([h for handle in handles for h in handle._handles])
+    return HookHandle.combine(handles)
 
 
 @contextmanager
