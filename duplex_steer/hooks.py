@@ -72,6 +72,17 @@ class Sink:
         raise NotImplementedError
 
 
+class CurrentFrameSink(Sink):
+    """Keeps only the latest frame's states per layer: the hand-off from a hook to a per-frame callback
+    (online affinities, the fitting labeler)."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, Tensor] = {}
+
+    def add(self, layer: int, frame: int, states: Tensor) -> None:
+        self.states[layer] = states.detach()
+
+
 @dataclass
 class KeepSink(Sink):
     """Keeps every recorded frame in memory (optionally in a smaller dtype)."""

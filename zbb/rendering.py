@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from duplex_steer.audio import resample
+from duplex_steer.audio import SAMPLE_RATE, resample
 from duplex_steer.speech.dialogues import FixtureError, read_json, sha256_file, write_json, write_ogg
 from duplex_steer.speech.timing import Rendering, check_time, detect_speech_bounds
 from duplex_steer.speech.tts import TTS, tts_settings
@@ -40,7 +40,7 @@ from .build import (
 
 RENDERING_VERSION = "zbb-audio-2"
 RENDERINGS_DIR = ZBB_DIR / "renderings"
-MAX_STORED_RATE = 24_000
+MAX_STORED_RATE = SAMPLE_RATE
 RECORDING_SUFFIXES = (".wav", ".flac", ".ogg")
 KIND_FOLDERS = {"query": "queries", "context": "contexts", "buffered": "buffered"}
 
@@ -64,7 +64,7 @@ def _render_all(tts: TTS, texts: list[str]) -> list[Rendering]:
         return list(tts.render_many(texts))
     if hasattr(tts, "render"):
         return [tts.render(t) for t in texts]
-    return [Rendering(tts.synthesize(t), 24_000) for t in texts]  # a plain TTS: detected times only
+    return [Rendering(tts.synthesize(t), SAMPLE_RATE) for t in texts]  # a plain TTS: detected times only
 
 
 def _shift(window: tuple[float, float] | None, by: float) -> tuple[float, float] | None:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from duplex_steer import PIPELINE_CHECK_NOTE, __version__
-from duplex_steer.audio import FRAME_SAMPLES
+from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE
 from duplex_steer.engine.prompt import (
     build_prompt,
     check_voice_arg,
@@ -326,7 +326,7 @@ class Runner:
                 reply, chunks = s.reply(tok, heard.chunks), heard.chunks
             else:  # no word times to cut at: transcribe the reply window's audio alone
                 reply = transcribe_scenario(self.asr, self.model, s, self._codes, b, first_frame=s.reply_window[0]).text
-        end_s = (s.query_end_frame - s.start_frame) * FRAME_SAMPLES / 24_000
+        end_s = (s.query_end_frame - s.start_frame) * FRAME_SAMPLES / SAMPLE_RATE
         onsets = ctl.onsets[b] if ctl is not None else []
         return {
             "id": s.item["id"], "condition": s.condition, "repetition": s.repetition,

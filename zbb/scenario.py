@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from duplex_steer.audio import FRAME_SAMPLES
+from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE
 from duplex_steer.probes.activity import WORD_RULE, TextActivityRule
 
 from .scoring import REPLY_START_TOLERANCE_FRAMES, reply_text, words_in_window
@@ -141,7 +141,7 @@ class Scenario:
 
     def frame_time(self, frame: int) -> float:
         """Seconds from the scenario's start to the start of absolute session frame `frame`."""
-        return (frame - self.start_frame) * FRAME_SAMPLES / 24_000
+        return (frame - self.start_frame) * FRAME_SAMPLES / SAMPLE_RATE
 
     def words(self, tokenizer, first: int | None = None, end: int | None = None) -> list[dict[str, Any]]:
         """The model's words from its text stream, each {"text", "timestamp": [s, s], "frame"}.

@@ -29,7 +29,7 @@ from ..audio import FRAME_RATE
 from ..engine.conversation import ConversationResult, Recording, as_waveform, converse
 from ..engine.model import PIPELINE_CHECK_NOTE
 from ..errors import DuplexSteerError
-from ..hooks import HookHandle, Sink, check_layers, patch_record
+from ..hooks import CurrentFrameSink, HookHandle, check_layers, patch_record
 from .activity import (
     Activity,
     detect_onsets,
@@ -130,16 +130,6 @@ def _nested(a: np.ndarray) -> Any:
     return [_nested(x) for x in a]
 
 
-class _FrameSink(Sink):
-    """Keeps only the current frame's state per layer."""
-
-    def __init__(self):
-        self.states: dict[int, Tensor] = {}
-
-    def add(self, layer: int, frame: int, states: Tensor) -> None:
-        self.states[layer] = states.detach()
-
-
 class OnlineAffinity:
     """Hooks + an `on_frame` callback computing S_gen / S_perc frame by frame.
 
@@ -162,7 +152,7 @@ class OnlineAffinity:
         if self.perc_lens.stream != "user_cb0":
             raise AffinityError(f"the perception lens must read the user's codebook 0; {self.perc_lens.name} reads "
                                 f"{self.perc_lens.stream}")
-        self._sink = _FrameSink()
+        self._sink = CurrentFrameSink()
         self._handles: list[HookHandle] = []
         self._user_token: Tensor | None = None
         self._pending: Tensor | None = None  # perception lens distribution of the previous frame [L, B, V]

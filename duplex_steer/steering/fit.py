@@ -18,9 +18,10 @@ import torch
 from torch import Tensor
 
 from .. import __version__
+from ..audio import SAMPLE_RATE
 from ..engine.conversation import ConversationPrompt, converse, describe_prompt
 from ..errors import DuplexSteerError
-from ..hooks import Sink, check_layers, patch_record
+from ..hooks import CurrentFrameSink, check_layers, patch_record
 from ..probes.activity import WORD_RULE, TextActivityRule, model_activity_rule
 from .vector import PerceptionVector
 
@@ -99,23 +100,13 @@ class AffinityLabeler:
     def start(self, batch: Sequence[Any], model=None, seed: int | None = None) -> None:
         from ..probes.affinity import compute_affinities
 
-        result, _ = compute_affinities(model, [(d.audio(), 24_000) for d in batch], band=self.band,
+        result, _ = compute_affinities(model, [(d.audio(), SAMPLE_RATE) for d in batch], band=self.band,
                                        greedy=self.greedy, seed=seed)
         diff = self.zscore(result.band_perc) - self.zscore(result.band_gen)  # [B, T]; NaN at the last frame
         self._labels = np.where(diff > self.margin, PERCEPTIVE, np.where(-diff > self.margin, GENERATIVE, SKIP))
 
     def label(self, session, frame: int) -> np.ndarray:
         return self._labels[:, frame]
-
-
-class _CurrentFrame(Sink):
-    """Keeps only the latest frame's states per layer (the hook -> labeler hand-off)."""
-
-    def __init__(self) -> None:
-        self.states: dict[int, Tensor] = {}
-
-    def add(self, layer: int, frame: int, states: Tensor) -> None:
-        self.states[layer] = states.detach()
 
 
 @dataclass
@@ -196,7 +187,7 @@ def fit_perception_vector(
     stats = {(layer, cls): _ClassStats(torch.zeros(d, dtype=torch.float64))
              for layer in layers for cls in (PERCEPTIVE, GENERATIVE)}
     held_states: dict[tuple[int, int], list[np.ndarray]] = {key: [] for key in stats}
-    current = _CurrentFrame()
+    current = CurrentFrameSink()
     handle = patch_record(model, layers, current)
     done = 0
     try:
@@ -226,7 +217,7 @@ def fit_perception_vector(
                                 elif (j := rng.integers(st.seen)) < reservoir:
                                     st.reservoir[j] = h[r].float()
 
-                converse(model, [(dlg.audio(), 24_000) for dlg in batch], greedy=greedy, seed=seed + start,
+                converse(model, [(dlg.audio(), SAMPLE_RATE) for dlg in batch], greedy=greedy, seed=seed + start,
                          on_frame=on_frame, decode_audio=False, prompt=prompt)
                 done += len(batch)
                 if progress:
