@@ -40,19 +40,10 @@ from duplex_steer.model_args import torch_dtype
 from duplex_steer.recording_limits import MAX_SECONDS, check_length, context_warning
 from duplex_steer.steering.snap import SnappedOnset, SnapRule, snap_onset
 
-from .header import run_header
+from .header import resolved_run_settings, run_caveat, run_header
 from .report import METRICS, RATE_METRICS, render_markdown, summarize, write_items_csv
-from .runner import (
-    RESULTS,
-    RunConfig,
-    RunError,
-    Runner,
-    append_records,
-    read_results,
-    repair_torn_tail,
-    resolved_run_settings,
-    run_caveat,
-)
+from .results import RESULTS, append_records, read_results, repair_torn_tail
+from .runner import RunConfig, RunError, Runner
 from .scenario import Scenario, ScenarioRules
 from .scoring import latency, take_over
 from .work import slices

@@ -54,6 +54,33 @@ def run_header(run: Mapping[str, Any], model: str | None = None) -> dict[str, An
     }
 
 
+def run_caveat(cfg: dict[str, Any]) -> str | None:
+    """The caveat a run's report carries: the one its model declared (random weights, the organism), else
+    what the model's name says for runs saved before models declared one."""
+    if cfg.get("caveat"):
+        return cfg["caveat"]
+    model_name = str(cfg.get("config", {}).get("model", ""))
+    if model_name.startswith(("tiny", "mid", "full")):
+        from duplex_steer import PIPELINE_CHECK_NOTE
+
+        return f"{model_name}: {PIPELINE_CHECK_NOTE}"
+    if "organism" in model_name:
+        from duplex_steer.organism import ORGANISM_NOTE
+
+        return ORGANISM_NOTE
+    return None
+
+
+def resolved_run_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The run's options with the steering settings as resolved after loading (for the report's header)."""
+    run_cfg = dict(cfg.get("config", {}))
+    steering = cfg.get("steering")
+    if steering:
+        run_cfg.update({k: steering[k] for k in ("layer", "alpha", "span")})
+        run_cfg.update({f"{k}_from": v for k, v in steering.get("from", {}).items()})
+    return run_cfg
+
+
 def render_header(header: Mapping[str, Any]) -> str:
     """Markdown lines for the top of a report."""
     lines = [f"- **Model:** {header.get('model')}"]
@@ -80,4 +107,4 @@ def render_header(header: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["file_sha256", "render_header", "run_header", "vector_layers"]
+__all__ = ["file_sha256", "render_header", "resolved_run_settings", "run_caveat", "run_header", "vector_layers"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from duplex_steer import PIPELINE_CHECK_NOTE, __version__
+from duplex_steer import __version__
 from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE
 from duplex_steer.engine.prompt import (
     build_prompt,
@@ -55,10 +54,11 @@ from duplex_steer.steering.defaults import check_steering_args, resolve_steering
 from . import load_items
 from .asr import load_asr, transcribe_scenario
 from .build import load_buffered_query_audio, load_context_audio, load_query_audio
-from .header import run_header
+from .header import resolved_run_settings, run_caveat, run_header
 from .onsets import QueryOnsets, onset_fields, onset_markdown, onset_source, summarize_onsets
 from .rendering import validate_rendering
 from .report import KNOWN_CONDITIONS, write_report
+from .results import RESULTS, append_records, read_results, record_key, repair_torn_tail
 from .scenario import DONE, WAITING, Scenario, ScenarioRules, split_condition
 from .scoring import is_correct, iwor, latency
 from .stopping import stop_after_onset
@@ -70,7 +70,6 @@ STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed", "buffere
 def injection(condition: str) -> str | None:
     """'steer', 'random', 'mistimed' or None: what a condition injects."""
     return split_condition(condition)[1]
-RESULTS = "results.jsonl"
 
 
 class RunError(DuplexSteerError, ValueError):
@@ -151,32 +150,6 @@ def run_work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
         items = items[: config.limit]
     # grouped by (item, repetition): the units that batches and shards keep whole (zbb.work)
     return [(it, c, r) for it in items for r in range(config.repetitions) for c in config.conditions]
-
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    """Finished records; a torn last line (a crash mid-write) is ignored, never fatal."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def repair_torn_tail(path: Path) -> None:
-    """Cut a partial last line (a crash mid-write) so that appends start on a fresh line."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        path.write_bytes(data[: data.rfind(b"\n") + 1])
-
-
-def _key(rec: dict[str, Any]) -> tuple[str, str, int]:
-    return rec["id"], rec["condition"], int(rec["repetition"])
 
 
 def _random_like(vector: PerceptionVector, seed: int) -> PerceptionVector:
@@ -361,7 +334,7 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
     rank, world = shard or launcher_shard()
     results = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
     repair_torn_tail(results)
-    done = {_key(r) for f in out.glob("results*.jsonl") for r in read_results(f)}
+    done = {record_key(r) for f in out.glob("results*.jsonl") for r in read_results(f)}
     work = [w for w in shard_units(run_work(config), rank, world) if (w[0]["id"], w[1], w[2]) not in done]
     if not work:
         return results
@@ -389,50 +362,6 @@ def record_resolved(cfg_path: Path, runner: Runner) -> None:
         cfg_path.write_text(json.dumps({**saved, **resolved}, indent=1))
 
 
-def run_caveat(cfg: dict[str, Any]) -> str | None:
-    """The caveat a run's report carries: the one its model declared (random weights, the organism), else
-    what the model's name says for runs saved before models declared one."""
-    if cfg.get("caveat"):
-        return cfg["caveat"]
-    model_name = str(cfg.get("config", {}).get("model", ""))
-    if model_name.startswith(("tiny", "mid", "full")):
-        return f"{model_name}: {PIPELINE_CHECK_NOTE}"
-    if "organism" in model_name:
-        from duplex_steer.organism import ORGANISM_NOTE
-
-        return ORGANISM_NOTE
-    return None
-
-
-def resolved_run_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The run's options with the steering settings as resolved after loading (for the report's header)."""
-    run_cfg = dict(cfg.get("config", {}))
-    steering = cfg.get("steering")
-    if steering:
-        run_cfg.update({k: steering[k] for k in ("layer", "alpha", "span")})
-        run_cfg.update({f"{k}_from": v for k, v in steering.get("from", {}).items()})
-    return run_cfg
-
-
-def append_records(path: Path, records: Iterator[dict[str, Any]], total: int, progress: str | None) -> None:
-    """Append each record as one JSON line the moment it exists (flushed and synced), with a progress bar."""
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc=progress, unit="item")
-    try:
-        with path.open("a") as fh:
-            for record in records:
-                fh.write(json.dumps(record) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-                if bar:
-                    bar.update(1)
-    finally:
-        if bar:
-            bar.close()
-
 
 def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet: bool = False) -> dict[str, Any]:
     """Merge every shard's results into one report (items.csv, report.json/.md/.png).
@@ -443,7 +372,7 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet:
     records = {}
     for f in sorted(out.glob("results*.jsonl")):
         for r in read_results(f):
-            records[_key(r)] = r
+            records[record_key(r)] = r
     if not records:
         raise RunError(f"no results in {out}; run `zbb run --out {out}` first")
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}

@@ -28,14 +28,14 @@ import numpy as np
 from duplex_steer import PIPELINE_CHECK_NOTE
 from duplex_steer.model_args import torch_dtype
 
+from .header import run_caveat
 from .report import INTERRUPT, NO_INTERRUPT, RATE_METRICS, STEER, recovery
+from .results import read_results
 from .runner import (
     STEERED,
     RunConfig,
     RunError,
     merge_and_report,
-    read_results,
-    run_caveat,
     run_work,
 )
 from .work import launcher_shard
