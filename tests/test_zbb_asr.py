@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from zbb.asr import ASR, ASRError, load_asr
-from zbb.cli import _run_config, build_parser
+from zbb.cli import build_parser
+from zbb.run_commands import run_config_from_args
 from zbb.runner import RunConfig, read_results, run
 from zbb.scenario import ScenarioRules
 
@@ -109,8 +110,8 @@ def test_run_scores_the_transcript_of_the_reply_window(whisper, tiny, tmp_path, 
 
 def test_run_option():
     args = build_parser().parse_args(["run", "--out", "x", "--asr-model", "models/whisper"])
-    assert _run_config(args).asr_model == "models/whisper"
-    assert _run_config(build_parser().parse_args(["run", "--out", "x"])).asr_model is None
+    assert run_config_from_args(args).asr_model == "models/whisper"
+    assert run_config_from_args(build_parser().parse_args(["run", "--out", "x"])).asr_model is None
 
 
 def test_fdb_import_times_words_with_the_asr(whisper, tiny, tmp_path):
