@@ -136,3 +136,34 @@ def test_keyed_noise_needs_one_key_per_row_and_no_groups(tiny):
         tiny.session(batch_size=2, noise_keys=[1])
     with pytest.raises(SessionInputError, match="not both"):
         tiny.session(batch_size=2, noise_keys=[1, 2], noise_groups=[0, 1])
+
+
+# Reading a device value on the host (item, int, bool, tolist, cpu, ...) forces a GPU to drain its queue.
+# There is no GPU here, so the test makes every such read raise while the session steps; the user codes'
+# range check reads the caller's host tensor with numpy, which is host memory and stays allowed.
+DEVICE_READS = ("item", "tolist", "cpu", "__int__", "__index__", "__float__", "__bool__")
+
+
+@pytest.mark.parametrize("kind", ["greedy", "seeded", "groups", "keyed"])
+def test_a_step_reads_no_device_value_on_the_host(tiny, kind, monkeypatch):
+    from duplex_steer.steering import PerceptionVector, Steering, apply
+
+    options = {"greedy": {"greedy": True}, "seeded": {"seed": 3}, "groups": {"seed": 3, "noise_groups": [0, 0]},
+               "keyed": {"noise_keys": [7, 8]}}[kind]
+    vector = PerceptionVector({1: torch.ones(64)}, {"model": tiny.fingerprint(), "method": "test"})
+    codes = _codes(9, 2, 8)
+    with apply(tiny, Steering(vector, [1], alpha=2.0, span=3), onsets=[[2], [4]]) as ctl:
+        session = tiny.session(batch_size=2, **options)
+        calls: list[str] = []
+        for name in DEVICE_READS:
+            def read(self, *args, name=name, **kwargs):
+                calls.append(name)
+                raise AssertionError(f"Tensor.{name} called during DuplexSession.step (a host sync on a GPU)")
+            monkeypatch.setattr(torch.Tensor, name, read)
+        for t in range(7):
+            if t == 5:
+                ctl.trigger(1, 6)  # a live onset, as a detector would add it
+            session.step(codes[:, :, t], text=torch.tensor([-1, 5]) if t == 3 else None)
+        monkeypatch.undo()
+    assert calls == []
+    assert session.frame == 7

@@ -229,13 +229,18 @@ class Runner:
                 user = torch.stack([self._frame_codes(s, t) for s in scenarios])
                 self._detect(scenarios, detector, controllers, t, text_hist)
                 out = session.step(user)
-                text_hist.append(session.last_sampled_text.cpu().numpy())
+                # the loop decides on what the model said: ONE copy to the host per frame (sampled text,
+                # and the frame's output text), never a read per item
+                sampled = (session.last_sampled_text if out is None
+                           else torch.stack([session.last_sampled_text, out.text])).cpu().numpy()
+                text_hist.append(sampled if out is None else sampled[0])
                 if self.asr is not None and out is not None:
                     self._codes[t] = out.audio.cpu()
                 recent = np.stack(text_hist[-self.activity.window :], 1)
+                frame_text = None if out is None else sampled[1].tolist()
                 for b, s in enumerate(scenarios):
-                    if out is not None:
-                        s.text[t] = int(out.text[b])
+                    if frame_text is not None:
+                        s.text[t] = frame_text[b]
                     if s.phase == WAITING and s.observe(t, recent[b]):
                         s.place_query(t + 1)
                         s.replan(model.codec)

@@ -65,11 +65,12 @@ class Frame(NamedTuple):
 
 def sample_token(logits: Tensor, greedy: bool, temperature: float, top_k: int,
                  generator: torch.Generator | None = None, groups: Tensor | None = None,
-                 race: Tensor | None = None) -> Tensor:
+                 race: Tensor | None = None, num_groups: int | None = None) -> Tensor:
     """[N, V] logits -> [N] tokens. Top-k then a categorical draw (exponential race, as the reference).
 
     `groups` [N] (ids 0..G-1) makes rows of one group share their random draws (common random
-    numbers), so a steered and an unsteered copy of a conversation differ only by the steering.
+    numbers), so a steered and an unsteered copy of a conversation differ only by the steering;
+    give `num_groups` (G, known on the host) so that no device value is read to size the draw.
     `race` [N, >= top_k] gives the exponential variates per top-k rank instead (keyed noise,
     `engine.noise`); then neither `generator` nor `groups` is used.
     """
@@ -82,7 +83,9 @@ def sample_token(logits: Tensor, greedy: bool, temperature: float, top_k: int,
     elif groups is None:
         race = torch.empty_like(top_p).exponential_(1.0, generator=generator)
     else:
-        race = torch.empty((int(groups.max()) + 1, top_p.shape[1]), device=top_p.device,
+        if num_groups is None:
+            num_groups = int(groups.max()) + 1  # a device read: the session passes num_groups instead
+        race = torch.empty((num_groups, top_p.shape[1]), device=top_p.device,
                            dtype=top_p.dtype).exponential_(1.0, generator=generator)[groups]
     return top_i.gather(-1, (top_p / race).argmax(-1, keepdim=True)).squeeze(-1)
 
@@ -107,7 +110,9 @@ class DuplexSession:
         self._ring = spec.max_delay + 2
         self._tokens = torch.full((batch_size, spec.n_q + 1, self._ring), -2, dtype=torch.long, device=dev)
         self._initial = model.initial_tokens()
-        self._delays = spec.delays
+        # which rows still read the initial token at position p <= max_delay: [max_delay + 1, 17]
+        self._initial_rows = torch.tensor([[p <= d for d in spec.delays] for p in range(spec.max_delay + 1)],
+                                          device=dev)
         A = spec.num_audio_codebooks
         self._user_rows = torch.arange(A + 1, 2 * A + 1, device=dev)
         self._user_delays = torch.tensor(spec.delays[A + 1 :], device=dev)
@@ -119,11 +124,13 @@ class DuplexSession:
         if seed is not None:
             self.generator = torch.Generator(device=dev).manual_seed(int(seed))
         self.noise_groups: Tensor | None = None
+        self.num_noise_groups: int | None = None  # kept on the host: sizing the draw never reads the device
         if noise_groups is not None:
             if len(noise_groups) != batch_size:
                 raise SessionInputError(f"noise_groups has {len(noise_groups)} entries for batch size {batch_size}")
-            _, ids = torch.unique(torch.tensor(noise_groups), return_inverse=True)
-            self.noise_groups = ids.to(dev)
+            distinct = sorted(set(noise_groups))
+            self.num_noise_groups = len(distinct)
+            self.noise_groups = torch.tensor([distinct.index(g) for g in noise_groups], device=dev)
         self.noise = self._keyed_noise(noise_keys, noise_groups, dev)
         # What the last step computed, for lenses and probes: the final-normed output [B, dim], the
         # text logits, and the tokens it sampled in the delayed layout (text and codebook 0 belong
@@ -170,10 +177,13 @@ class DuplexSession:
         if codes.shape != (B, width):
             raise SessionInputError(f"{name} must have shape [{B}, {width}] (batch, codebooks), got "
                                     f"{list(codes.shape)}")
-        if codes.device.type == "cpu" and ((codes < -1) | (codes >= self.spec.card)).any():
-            # checked where the codes come from (the host): on an accelerator this would force a sync per step
-            raise SessionInputError(f"{name} values must be audio codes in [0, {self.spec.card}) or -1 "
-                                    f"(no input), got range [{int(codes.min())}, {int(codes.max())}]")
+        if codes.device.type == "cpu":
+            # checked where the codes come from, on the host (numpy: host memory, never a device read);
+            # codes already on an accelerator are not checked, as that would force a sync per step
+            host = codes.numpy()
+            if ((host < -1) | (host >= self.spec.card)).any():
+                raise SessionInputError(f"{name} values must be audio codes in [0, {self.spec.card}) or -1 "
+                                        f"(no input), got range [{host.min()}, {host.max()}]")
         return codes.to(self.model.device, torch.long)
 
     def _embedding(self, emb: Tensor) -> Tensor:
@@ -203,10 +213,9 @@ class DuplexSession:
         tokens = self._tokens
         tokens[:, self._user_rows, (t + self._user_delays) % R] = user
 
-        inp = tokens[:, :, t % R].clone()
-        if t <= spec.max_delay:
-            init = torch.tensor([t <= d for d in self._delays], device=inp.device)
-            inp[:, init] = self._initial[init]
+        inp = tokens[:, :, t % R]
+        if t <= spec.max_delay:  # t is a host int: no device read; torch.where, not a boolean index (no nonzero)
+            inp = torch.where(self._initial_rows[t], self._initial, inp)
         x = model.embed(inp.unsqueeze(-1)) if input_embedding is None else self._embedding(input_embedding)
         self.cache.position = t
         h = model.run_layers(x, t, cache=self.cache)
@@ -217,14 +226,15 @@ class DuplexSession:
         s = self.sampling
         race = self._step_race(t, logits.shape[-1])
         text_tok = sample_token(logits, s.greedy, s.text_temperature, s.text_top_k, self.generator, self.noise_groups,
-                                None if race is None else race[:, 0])
+                                None if race is None else race[:, 0], self.num_noise_groups)
         if forced_text is not None:
             text_tok = torch.where(forced_text >= 0, forced_text, text_tok)
         kv: list[list[Tensor]] = [[] for _ in range(spec.depformer_num_layers)]
         prev, codes = text_tok, []
         for k in range(A):
             tok = sample_token(model.depth_step(k, normed, prev, kv), s.greedy, s.audio_temperature,
-                               s.audio_top_k, self.generator, self.noise_groups, None if race is None else race[:, 1 + k])
+                               s.audio_top_k, self.generator, self.noise_groups, None if race is None else race[:, 1 + k],
+                               self.num_noise_groups)
             force = forced_audio if spec.delays[k + 1] == 0 else self._pending_audio
             if force is not None:
                 tok = torch.where(force[:, k] >= 0, force[:, k], tok)
@@ -253,8 +263,10 @@ class DuplexSession:
         if user_codes.dim() != 3:
             raise SessionInputError(f"user_codes must be [batch, 8, frames], got {list(user_codes.shape)}")
         B, A, T = user_codes.shape
-        text = torch.full((B, T), -1, dtype=torch.long)
-        audio = torch.full((B, A, T), -1, dtype=torch.long)
+        dev = self.model.device
+        # outputs stay on the model's device until the end: one copy to the host, not one per frame
+        text = torch.full((B, T), -1, dtype=torch.long, device=dev)
+        audio = torch.full((B, A, T), -1, dtype=torch.long, device=dev)
         frames = range(T)
         if progress:
             from tqdm.auto import tqdm
@@ -263,5 +275,5 @@ class DuplexSession:
         for i in frames:
             out = self.step(user_codes[:, :, i])
             if out is not None:
-                text[:, i], audio[:, :, i] = out.text.cpu(), out.audio.cpu()
-        return Frame(text, audio)
+                text[:, i], audio[:, :, i] = out.text, out.audio
+        return Frame(text.cpu(), audio.cpu())
