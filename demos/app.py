@@ -9,57 +9,59 @@ its context prompt, an upload, or the microphone). One click runs both conversat
 (`steer_recording`) with online affinities, and shows the two outputs, the model's text with the
 onset marked, S_gen / S_perc over time with the steering window shaded, the layer x time
 heatmaps, and the run's JSON. User errors become a message in the page, never a traceback.
+
+The page and the run live here; the recordings in `demos.recordings`, the server state and default
+vectors in `demos.state`, what a run shows in `demos.views`.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
-import math
-import shutil
 import sys
-import tempfile
-import threading
 import time
-import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from duplex_steer import PIPELINE_CHECK_NOTE, load
-from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio, save_audio
-from duplex_steer.engine.prompt import build_prompt, check_voice_arg
-from duplex_steer.engine.text import SPECIAL_NAMES, WORD_START
+from duplex_steer import PIPELINE_CHECK_NOTE
+from duplex_steer.audio import save_audio
+from duplex_steer.engine.prompt import check_voice_arg
 from duplex_steer.errors import DuplexSteerError
-from duplex_steer.organism.fixtures import default_dialogues
 from duplex_steer.probes.activity import Activity, energy_activity, text_activity, turns_activity
 from duplex_steer.probes.affinity import AffinityResult, OnlineAffinity, default_band
 from duplex_steer.prompt_args import prompt_line
 from duplex_steer.steering import (
     ONLY_WHILE_MODEL_SPEAKS,
     SCHEDULES,
-    ActivityLabeler,
     PerceptionVector,
     Steering,
-    fit_perception_vector,
     make_detector,
 )
 from duplex_steer.steering.compare import SteeredComparison, oracle, steer_recording
-from duplex_steer.steering.defaults import default_steering, default_steering_layer
+from duplex_steer.steering.defaults import default_steering
+
+from .recordings import (
+    DEFAULT_LIMITS,
+    FRAME_S,
+    DemoError,
+    DemoLimits,
+    DemoRecording,
+    user_recording,
+    zbb_items,
+    zbb_recording,
+)
+from .state import DemoState, default_alpha, default_layer, resolve_vector
+from .views import frames_text, model_banner, plot_run_timeline, text_segments
 
 log = logging.getLogger("duplex_steer.demo")
 
-FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 MODEL_CHOICES = ("organism", "tiny", "tiny-personaplex", "mid")
 DETECTORS = ("oracle", "energy", "vad")
 SOURCE_ZBB, SOURCE_USER = "ZBB item", "Your recording (upload or microphone)"
 DEFAULT_ITEM = "penguins-false"
-KEEP_RUNS = 8  # run folders kept on disk (older ones are deleted)
 TEXT_COLORS = {"user onset": "#dc2626", "steered frames": "#f59e0b", "after onset": "#93c5fd"}
 CSS = """
 .ds-banner {padding: 8px 12px; border-radius: 6px; background: #f3f4f6; line-height: 1.5}
@@ -68,211 +70,6 @@ CSS = """
 .ds-plot img {padding-top: 30px}
 .ds-text, .ds-text * {word-break: normal !important; overflow-wrap: break-word !important}
 """
-
-
-class DemoError(DuplexSteerError):
-    """A request the demo refuses, with the reason; shown in the page."""
-
-
-@dataclass(frozen=True)
-class DemoLimits:
-    """Upload and recording limits (checked before any model work)."""
-
-    max_upload_mb: float = 20.0
-    max_seconds: float = 60.0
-    min_seconds: float = 0.5
-    silence_peak: float = 1e-3  # a recording whose peak amplitude is below this counts as silent
-
-
-@dataclass
-class DemoRecording:
-    """The user's stream of one run: 24 kHz mono, with the oracle onset and known turns when there are any."""
-
-    wav: np.ndarray
-    onset_s: float | None
-    turns: list[tuple[float, float]] | None
-    info: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.wav) / SAMPLE_RATE
-
-
-# --- recordings ---------------------------------------------------------------------------------------
-_ITEMS: dict[str, dict[str, Any]] | None = None
-
-
-def zbb_items() -> dict[str, dict[str, Any]]:
-    """The ZBB item bank by id (read once)."""
-    global _ITEMS
-    if _ITEMS is None:
-        from zbb import load_items
-
-        _ITEMS = {item["id"]: dict(item) for item in load_items()}
-    return _ITEMS
-
-
-def zbb_recording(item_id: str, interruption_s: float, reply_s: float, limits: DemoLimits = DemoLimits()) -> DemoRecording:
-    """The item's context prompt, silence until `interruption_s`, the query, then `reply_s` of silence.
-
-    The query starts on a frame boundary (so the oracle onset frame is exact) and never before the
-    context prompt has ended.
-    """
-    from zbb.build import load_context_audio, load_query_audio
-
-    item = zbb_items().get(item_id)
-    if item is None:
-        raise DemoError(f"unknown ZBB item {item_id!r}; pick one from the list")
-    try:
-        context = load_context_audio(None, item["context"])
-        query = load_query_audio(None, item_id)
-    except KeyError as exc:
-        raise DemoError(f"the committed ZBB audio lacks this item ({exc.args[0]}); rebuild with python -m zbb.build") from None
-    notes = []
-    context_end = math.ceil(len(context) / FRAME_SAMPLES)
-    onset_frame = int(math.floor(float(interruption_s) / FRAME_S + 1e-6))  # the frame holding that moment
-    if onset_frame < context_end:
-        notes.append(f"interruption moved to {context_end * FRAME_S:.2f} s, the end of the context prompt")
-        onset_frame = context_end
-    at = onset_frame * FRAME_SAMPLES
-    wav = np.zeros(at + len(query) + int(round(max(float(reply_s), 0.0) * SAMPLE_RATE)), np.float32)
-    wav[: len(context)] = context
-    wav[at : at + len(query)] = query
-    if len(wav) / SAMPLE_RATE > limits.max_seconds:
-        raise DemoError(f"this recording would be {len(wav) / SAMPLE_RATE:.1f} s long; the demo takes at most "
-                        f"{limits.max_seconds:g} s: choose an earlier interruption or a shorter reply window")
-    onset_s = at / SAMPLE_RATE
-    turns = [(0.0, len(context) / SAMPLE_RATE), (onset_s, (at + len(query)) / SAMPLE_RATE)]
-    info = {"kind": "zbb", "item": item_id, "query": item["text"], "context": item["context"],
-            "truth": item["truth"], "interruption_s": onset_s, "reply_s": float(reply_s)}
-    return DemoRecording(wav, onset_s, turns, info, notes)
-
-
-def user_recording(path: str | Path | None, limits: DemoLimits = DemoLimits()) -> DemoRecording:
-    """An uploaded or recorded file, checked: readable audio, not empty, not silent, within the limits."""
-    import soundfile as sf
-
-    if not path:
-        raise DemoError("no recording: upload an audio file or record one with the microphone (or pick a ZBB item)")
-    path = Path(path)
-    name = path.name
-    if not path.is_file():
-        raise DemoError(f"the upload {name} did not arrive; upload it again")
-    size = path.stat().st_size
-    if size == 0:
-        raise DemoError(f"{name} is empty (0 bytes); upload a WAV, FLAC or OGG recording")
-    if size > limits.max_upload_mb * 1e6:
-        raise DemoError(f"{name} is {size / 1e6:.1f} MB; uploads are limited to {limits.max_upload_mb:g} MB")
-    try:
-        duration = float(sf.info(str(path)).duration)
-    except Exception:
-        duration = None  # unreadable: load_audio says why
-    if duration is not None and duration > limits.max_seconds:
-        raise DemoError(f"{name} is {duration:.1f} s long; the demo takes recordings of at most "
-                        f"{limits.max_seconds:g} s: trim it")
-    try:
-        wav = load_audio(path)
-    except AudioError as exc:
-        raise DemoError(str(exc).replace(str(path), name)) from None
-    seconds = len(wav) / SAMPLE_RATE
-    if seconds > limits.max_seconds:
-        raise DemoError(f"{name} is {seconds:.1f} s long; the demo takes recordings of at most {limits.max_seconds:g} s")
-    if seconds < limits.min_seconds:
-        raise DemoError(f"{name} is only {seconds:.2f} s long; give at least {limits.min_seconds:g} s")
-    peak = float(np.abs(wav).max())
-    if peak < limits.silence_peak:
-        raise DemoError(f"{name} is silent (peak amplitude {peak:.1e}); record or upload speech")
-    return DemoRecording(wav, None, None, {"kind": "upload", "file": name, "peak": peak})
-
-
-# --- models and vectors -------------------------------------------------------------------------------
-def default_layer(num_layers: int, model=None) -> int:
-    """The model's default steering layer (`duplex_steer.steering.defaults`)."""
-    return default_steering(model)["layer"] if model is not None else default_steering_layer(num_layers)
-
-
-def default_alpha(model) -> float:
-    """The model's default steering strength (`duplex_steer.steering.defaults`)."""
-    return default_steering(model)["alpha"]
-
-
-class DemoState:
-    """Server-side state: the loaded model (one at a time) and fitted default vectors per model and layer."""
-
-    def __init__(self, device: str | None = None, fit_dialogues: int = 4, limits: DemoLimits = DemoLimits(),
-                 dtype: Any = None, voice: str | None = None, text_prompt: str | None = None):
-        self.device, self.dtype = device, dtype
-        self.voice, self.text_prompt = voice, text_prompt  # --voice / --text-prompt (None: the model's default)
-        self.fit_dialogues = fit_dialogues
-        self.limits = limits
-        self.models: dict[str, Any] = {}
-        self.vectors: dict[tuple[str, int], tuple[PerceptionVector, str]] = {}
-        self.lock = threading.Lock()  # one run or load at a time (the queue also allows only one)
-        self.workdir = Path(tempfile.mkdtemp(prefix="duplex-steer-demo-"))
-        weakref.finalize(self, shutil.rmtree, self.workdir, ignore_errors=True)
-
-    def model(self, source: str, progress: Callable[[float, str], None] | None = None):
-        """The model for `source`, loading it (and unloading any other) on first use."""
-        source = (source or "").strip()
-        if not source:
-            raise DemoError("no model given: choose a preset or type a folder / hub repo id")
-        if source not in self.models:
-            if progress:
-                progress(0.0, f"loading model {source}")
-            self.models.clear()  # one model in memory at a time
-            self.models[source] = load(source, device=self.device, dtype=self.dtype)
-        return self.models[source]
-
-    def prompt(self, model):
-        """The conversation start every run on `model` uses (PersonaPlex's default voice and role for
-        PersonaPlex-shaped models unless --voice / --text-prompt say otherwise)."""
-        return build_prompt(model, self.voice, self.text_prompt)
-
-    def fitted_vector(self, model, layer: int, progress: Callable[[float, str], None] | None = None,
-                      when: str = "on first use") -> tuple[PerceptionVector, str]:
-        """A quick vector fitted on the first dialogues of the committed set (cached per model and layer)."""
-        key = (model.fingerprint()["checkpoint"], int(layer))
-        if key not in self.vectors:
-            dialogues = default_dialogues(model)[: self.fit_dialogues]
-            labeler = ActivityLabeler(require_model_silence=not model.is_random)
-
-            def report(done: int, total: int) -> None:
-                if progress:
-                    progress(done / total, f"fitting a perception vector: {done}/{total} dialogues")
-
-            if progress:
-                progress(0.0, f"fitting a perception vector on {len(dialogues)} dialogues (layer {layer})")
-            vector, rep = fit_perception_vector(model, dialogues, [int(layer)], labeler, progress=report,
-                                               prompt=self.prompt(model))
-            split = ("user speaking vs user silent (the random model never falls silent)" if model.is_random
-                     else "user speaking & model silent vs the reverse")
-            auc = rep.layers[int(layer)]["auc"]
-            desc = (f"no vector file given: fitted {when} on the first {len(dialogues)} dialogues of the committed "
-                    f"set, layer {layer}, split {split}, held-out AUC {auc:.2f}")
-            self.vectors[key] = (vector, desc)
-        return self.vectors[key]
-
-    def new_run_dir(self) -> Path:
-        runs = sorted(self.workdir.glob("run-*"))
-        for old in runs[: max(len(runs) - KEEP_RUNS + 1, 0)]:
-            shutil.rmtree(old, ignore_errors=True)
-        return Path(tempfile.mkdtemp(prefix=f"run-{time.time():.0f}-", dir=self.workdir))
-
-
-def resolve_vector(state: DemoState, model, layer: int, upload: str | None, path_text: str | None,
-                   progress: Callable[[float, str], None] | None = None) -> tuple[PerceptionVector, str]:
-    """Uploaded file, else the typed path, else a fitted default vector; checked against the model."""
-    chosen = upload or (path_text or "").strip()
-    if chosen:
-        vector = PerceptionVector.load(Path(chosen).expanduser())
-        desc = f"vector file {Path(chosen).name} (layers {vector.layers})"
-        if vector.meta.get("pipeline_check_only"):
-            desc += ", fitted on a random-weight model"
-    else:
-        vector, desc = state.fitted_vector(model, layer, progress)
-    vector.check_compatible(model)
-    return vector, desc
 
 
 # --- the run --------------------------------------------------------------------------------------------
@@ -297,98 +94,9 @@ def run_comparison(model, recording: DemoRecording, steering: Steering, detector
     return cmp, result
 
 
-def text_segments(model, tokens: Sequence[int], onset_frames: Sequence[int],
-                  steered_frames: Sequence[int]) -> list[tuple[str, str | None]]:
-    """The model's words frame by frame, for gr.HighlightedText: onset marker, steered frames, after onset."""
-    first = min(onset_frames) if onset_frames else None
-    steered = set(steered_frames)
-    segments: list[tuple[str, str | None]] = []
-    for frame, tok in enumerate(int(t) for t in tokens):
-        if frame in onset_frames:
-            segments.append((f" ▶ onset {frame * FRAME_S:.2f} s ", "user onset"))
-        if tok < 0 or tok in SPECIAL_NAMES:
-            continue
-        word = model.tokenizer.id_to_piece(tok).replace(WORD_START, " ")
-        label = "steered frames" if frame in steered else ("after onset" if first is not None and frame >= first else None)
-        if segments and segments[-1][1] == label:
-            segments[-1] = (segments[-1][0] + word, label)
-        else:
-            segments.append((word, label))
-    return segments or [("(the model produced no words)", None)]
-
-
-def plot_run_timeline(result: AffinityResult, item: int, steered_frames: Sequence[int], applied: bool,
-                      title: str, path: str | Path) -> Path:
-    """Band-mean S_gen / S_perc over time, who speaks shaded, the onset and the steering window marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from duplex_steer.probes.plots import GEN_COLOR, MODEL_COLOR, PERC_COLOR, USER_COLOR
-
-    rate = result.frame_rate
-    t = np.arange(result.frames) / rate
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    for mask, (y0, y1), color, what in ((result.activity.user[item], (0.5, 1.0), USER_COLOR, "user speaking"),
-                                        (result.activity.model[item], (0.0, 0.5), MODEL_COLOR, "model speaking")):
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(int), [0]])))
-        for i, (a, b) in enumerate(zip(edges[::2], edges[1::2], strict=True)):
-            ax.axvspan(a / rate, b / rate, ymin=y0, ymax=y1, color=color, alpha=0.15, lw=0,
-                       label=what if i == 0 else None)
-    frames = sorted(steered_frames)
-    runs = [[f] for f in frames[:1]]
-    for f in frames[1:]:
-        runs[-1].append(f) if f == runs[-1][-1] + 1 else runs.append([f])
-    for i, run in enumerate(runs):
-        if applied:
-            ax.axvspan(run[0] / rate, (run[-1] + 1) / rate, color="#f59e0b", alpha=0.55, lw=0,
-                       label="steering window" if i == 0 else None)
-        else:
-            ax.axvspan(run[0] / rate, (run[-1] + 1) / rate, fill=False, hatch="///", edgecolor="#b45309", lw=0.8,
-                       label="steering window (not applied here)" if i == 0 else None)
-    ax.plot(t, result.band_gen[item], color=GEN_COLOR, lw=1.6, label="S_gen (generation)")
-    ax.plot(t, result.band_perc[item], color=PERC_COLOR, lw=1.6, label="S_perc (perception)")
-    for i, onset in enumerate(result.onsets[item]):
-        ax.axvline(onset / rate, color="red", lw=1.3, ls="--", label="user onset" if i == 0 else None)
-    lo, hi = result.band
-    ax.set_xlim(0, result.frames / rate)
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel(f"probability, mean of layers {lo}..{hi}")
-    ax.set_title(title, fontsize=11)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=4, fontsize=8, frameon=False)
-    caption = f"model: {result.model_label.split(' - ')[0]}"
-    if result.is_random:
-        caption += f"\nCAVEAT: {PIPELINE_CHECK_NOTE}"
-    fig.text(0.01, 0.01, caption, fontsize=8, color="firebrick" if result.is_random else "0.3", va="bottom")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def _frames_text(frames: Sequence[int]) -> str:
-    if not frames:
-        return "none"
-    return f"{frames[0]}-{frames[-1]}" if list(frames) == list(range(frames[0], frames[-1] + 1)) else str(list(frames))
-
-
 # --- the page -------------------------------------------------------------------------------------------
-def model_banner(model, vector_desc: str | None = None) -> str:
-    """HTML: what model is loaded (with the pipeline-check caveat for random weights) and which vector."""
-    kind = "PersonaPlex-style (user heads)" if model.spec.has_user_heads else "Moshi-style"
-    lines = [f"<b>Model:</b> {html.escape(model.source)}, {kind}, {model.num_layers} layers x {model.hidden_size}"]
-    if model.is_random:
-        lines.append(f"<span class='ds-caveat'>Pipeline check: {html.escape(PIPELINE_CHECK_NOTE)}.</span>")
-    if vector_desc:
-        lines.append(f"<b>Vector:</b> {html.escape(vector_desc)}")
-    return "<div class='ds-banner'>" + "<br>".join(lines) + "</div>"
-
-
 def build_app(model_source: str = "organism", vector: str | Path | None = None, *, device: str | None = None,
-              dtype: Any = None, limits: DemoLimits = DemoLimits(), fit_dialogues: int = 4,
+              dtype: Any = None, limits: DemoLimits = DEFAULT_LIMITS, fit_dialogues: int = 4,
               voice: str | None = None, text_prompt: str | None = None) -> gr.Blocks:
     """The demo page. Loads `model_source` now; with no `vector`, fits the default one now (cached).
     `voice` / `text_prompt`: the conversation start (see `duplex_steer.prompt_args`)."""
@@ -592,7 +300,7 @@ def _run(state: DemoState, source_name, vec_path, vec_upload, src, item_id, audi
                  if cmp.onset_frames else "none: the detector did not fire, nothing was steered")
     lines = [*rec.notes,
              f"Done in {time.time() - started:.1f} s. Onset ({detector_name}): {onset_txt}. Steered frames: "
-             f"{_frames_text(cmp.steered_frames)} (layer {layer_i}, alpha {float(alpha_f):g}, {schedule_name} over "
+             f"{frames_text(cmp.steered_frames)} (layer {layer_i}, alpha {float(alpha_f):g}, {schedule_name} over "
              f"{int(span_i)} frames).",
              f"Vector: {vector_desc}.", f"Conversation start ({prompt_line(prompt)})."]
     if model.is_random:
@@ -604,7 +312,7 @@ def _run(state: DemoState, source_name, vec_path, vec_upload, src, item_id, audi
 
 def launch(model_source: str = "organism", vector: str | Path | None = None, *, host: str = "127.0.0.1",
            port: int | None = None, share: bool = False, device: str | None = None, dtype: Any = None,
-           limits: DemoLimits = DemoLimits(), fit_dialogues: int = 4, prevent_thread_lock: bool = False,
+           limits: DemoLimits = DEFAULT_LIMITS, fit_dialogues: int = 4, prevent_thread_lock: bool = False,
            quiet: bool = False, voice: str | None = None, text_prompt: str | None = None) -> gr.Blocks:
     """Build and serve the demo. Local only (127.0.0.1) and no public link unless asked."""
     app = build_app(model_source, vector, device=device, dtype=dtype, limits=limits, fit_dialogues=fit_dialogues,
