@@ -199,7 +199,8 @@ class Runner:
                               self._query(item["id"], cond), c.rules, activity=self.activity)
                      for item, cond, rep in work]
         B = len(scenarios)
-        session = model.session(batch_size=B, greedy=c.greedy, noise_keys=noise_keys(c.seed, work))
+        session = model.session(batch_size=B, greedy=c.greedy, noise_keys=noise_keys(c.seed, work),
+                                max_frames=self._frames_bound(scenarios))
         if self._prompt_frames is not None:  # the scenario starts after the prompt, on absolute frames
             offset = run_prompt(session, self._prompt_frames)
             for s in scenarios:
@@ -253,6 +254,13 @@ class Runner:
         finally:
             for h in handles:
                 h.remove()
+
+    def _frames_bound(self, scenarios: Sequence[Scenario]) -> int:
+        """At most how many session frames a batch takes (prompt, context, the longest wait, query, reply):
+        sizes the session's KV window, allocated once (a short bound only costs one growth)."""
+        start = len(self._prompt_frames) if self._prompt_frames is not None else 0
+        return start + max(s.context_frames + s.rules.max_wait_frames + -(-len(s.query) // FRAME_SAMPLES)
+                           + s.rules.reply_frames + 2 for s in scenarios)
 
     def _query(self, item_id: str, condition: str) -> np.ndarray:
         if split_condition(condition)[0] == "buffered":

@@ -88,15 +88,18 @@ def converse(
     user = model.codec.encode(batch).cpu()  # [B, 8, T]
     B, A, T = user.shape
 
-    sess = session or model.session(batch_size=B, greedy=greedy, seed=seed, noise_groups=noise_groups)
+    start = prompt_frames(model, prompt) if prompt is not None else None
+    sess = session or model.session(batch_size=B, greedy=greedy, seed=seed, noise_groups=noise_groups,
+                                    max_frames=T + (len(start) if start is not None else 0))
     if sess.batch_size != B:
         raise ConversationError(f"session batch size {sess.batch_size} != number of recordings {B}")
-    if prompt is not None:
-        run_prompt(sess, prompt_frames(model, prompt))
+    if start is not None:
+        run_prompt(sess, start)
     offset = sess.frame
 
-    text = torch.full((B, T), -1, dtype=torch.long)
-    codes = torch.full((B, A, T), -1, dtype=torch.long)
+    # the model's frames stay on its device until the end: one copy to the host, not one per frame
+    text = torch.full((B, T), -1, dtype=torch.long, device=model.device)
+    codes = torch.full((B, A, T), -1, dtype=torch.long, device=model.device)
     frames = range(T)
     if progress:
         from tqdm.auto import tqdm
@@ -107,9 +110,10 @@ def converse(
             before_frame(sess, i)
         out = sess.step(user[:, :, i])
         if out is not None:
-            text[:, i], codes[:, :, i] = out.text.cpu(), out.audio.cpu()
+            text[:, i], codes[:, :, i] = out.text, out.audio
         if on_frame is not None:
             on_frame(sess, i)
+    text, codes = text.cpu(), codes.cpu()
 
     audio = decode_model_audio(model, codes, longest) if decode_audio else None
     return ConversationResult(

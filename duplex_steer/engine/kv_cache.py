@@ -16,41 +16,53 @@ from torch import Tensor
 class FrameKVCache:
     """Key/value cache over a sliding window of `context` frames for a lockstep batch.
 
-    Implements the one method transformers' attention calls (`update`). Buffers grow by doubling up
-    to `context` slots, then act as a ring: attention is order-free once RoPE is applied, so the
-    window is always the last `context` frames including the current one (the reference's rule).
+    Implements the one method transformers' attention calls (`update`). Each layer's buffers are
+    allocated once, at the first frame, with `capacity` = min(context, max_frames) slots (`max_frames`:
+    the conversation's length when the caller knows it, e.g. `DuplexSession.run`), and act as a ring
+    from then on: attention is order-free once RoPE is applied, so the window is always the last
+    `context` frames including the current one (the reference's rule). Nothing is allocated or copied
+    per step; only a conversation that outlasts a too-short `max_frames` hint grows, once, to `context`.
     """
 
-    def __init__(self, num_layers: int, context: int, initial_capacity: int = 64):
+    def __init__(self, num_layers: int, context: int, max_frames: int | None = None):
+        if context < 1:
+            raise ValueError(f"context must be at least 1 frame, got {context}")
         self.context = context
-        self.initial_capacity = min(initial_capacity, context)
+        self.capacity = context
         self.position = 0  # absolute frame index being written; set by the session before each step
         self.keys: list[Tensor | None] = [None] * num_layers
         self.values: list[Tensor | None] = [None] * num_layers
+        if max_frames is not None:
+            self.reserve(max_frames)
 
-    def _ensure(self, layer_idx: int, like: Tensor) -> None:
-        buf = self.keys[layer_idx]
-        need = min(self.position + 1, self.context)
-        if buf is not None and buf.shape[2] >= need:
-            return
-        cap = buf.shape[2] if buf is not None else self.initial_capacity
-        while cap < need:
-            cap = min(2 * cap, self.context)
-        B, H, _, D = like.shape
-        new_k = like.new_zeros(B, H, cap, D)
-        new_v = like.new_zeros(B, H, cap, D)
-        if buf is not None:
-            n = buf.shape[2]
-            new_k[:, :, :n] = buf
-            new_v[:, :, :n] = self.values[layer_idx]
-        self.keys[layer_idx], self.values[layer_idx] = new_k, new_v
+    @property
+    def allocated(self) -> bool:
+        return any(k is not None for k in self.keys)
+
+    def reserve(self, max_frames: int) -> None:
+        """Size the window for a conversation of at most `max_frames` frames (before the first frame)."""
+        if self.allocated:
+            raise RuntimeError("reserve() must be called before the cache's first frame")
+        self.capacity = max(1, min(self.context, int(max_frames)))
+
+    def _buffers(self, layer_idx: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
+        if k_buf is None:
+            B, H, _, D = like.shape
+            k_buf, v_buf = like.new_zeros(B, H, self.capacity, D), like.new_zeros(B, H, self.capacity, D)
+        elif self.position >= k_buf.shape[2] and k_buf.shape[2] < self.context:
+            # the max_frames hint was too short: grow once to the full window (frames keep their slots)
+            n = k_buf.shape[2]
+            k_buf = torch.cat([k_buf, k_buf.new_zeros(*k_buf.shape[:2], self.context - n, k_buf.shape[3])], 2)
+            v_buf = torch.cat([v_buf, v_buf.new_zeros(*v_buf.shape[:2], self.context - n, v_buf.shape[3])], 2)
+        self.keys[layer_idx], self.values[layer_idx] = k_buf, v_buf
+        return k_buf, v_buf
 
     def update(self, key: Tensor, value: Tensor, layer_idx: int, *args: Any, **kwargs: Any):
         if key.shape[2] != 1:
             raise RuntimeError("FrameKVCache takes one frame per call; use DuplexModel.forward_codes for sequences")
-        self._ensure(layer_idx, key)
+        k_buf, v_buf = self._buffers(layer_idx, key)
         slot = self.position % self.context
-        k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
         k_buf[:, :, slot] = key[:, :, 0]
         v_buf[:, :, slot] = value[:, :, 0]
         n = min(self.position + 1, self.context)

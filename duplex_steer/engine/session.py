@@ -99,7 +99,7 @@ class DuplexSession:
 
     def __init__(self, model: SteppableModel, batch_size: int = 1, sampling: SamplingConfig | None = None,
                  seed: int | None = None, noise_groups: list[int] | None = None,
-                 noise_keys: Sequence[int] | None = None):
+                 noise_keys: Sequence[int] | None = None, max_frames: int | None = None):
         if batch_size < 1:
             raise SessionInputError(f"batch_size must be >= 1, got {batch_size}")
         spec = model.spec
@@ -119,7 +119,8 @@ class DuplexSession:
         self._model_rows = torch.arange(1, A + 1, device=dev)
         self._model_delays = torch.tensor(spec.delays[1 : A + 1], device=dev)
         self._pending_audio: Tensor | None = None  # forced codes whose delayed part is sampled next step
-        self.cache = FrameKVCache(model.num_layers, spec.context)
+        # allocated once at the first frame: min(context, max_frames) frames (see FrameKVCache)
+        self.cache = FrameKVCache(model.num_layers, spec.context, max_frames)
         self.generator: torch.Generator | None = None
         if seed is not None:
             self.generator = torch.Generator(device=dev).manual_seed(int(seed))
@@ -263,6 +264,8 @@ class DuplexSession:
         if user_codes.dim() != 3:
             raise SessionInputError(f"user_codes must be [batch, 8, frames], got {list(user_codes.shape)}")
         B, A, T = user_codes.shape
+        if not self.cache.allocated:  # a fresh session: the whole conversation is known
+            self.cache.reserve(T)
         dev = self.model.device
         # outputs stay on the model's device until the end: one copy to the host, not one per frame
         text = torch.full((B, T), -1, dtype=torch.long, device=dev)
