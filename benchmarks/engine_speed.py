@@ -22,6 +22,9 @@ Steering overhead hook: `time_steps(..., hook_factory=f)` installs `f(model, bat
 `.remove()`, e.g. a `duplex_steer.hooks.HookHandle`) before warm-up and removes it afterwards, so a
 steered variant is timed in the same run as the plain step (`--steer-layer L` does this with an
 additive vector at layer L on every frame).
+
+The timing, contention and memory helpers live in benchmarks/engine_timing.py, the report (targets,
+verdicts, tables) in benchmarks/engine_speed_report.py; this script runs the workers and writes the results.
 """
 
 from __future__ import annotations
@@ -30,11 +33,9 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,213 +43,21 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-FRAME_MS = 80.0
-RATIO_TARGET = 1.0  # our per-step cost at most 1.0x generate's
-GPU_FULL_TARGET_MS = 80.0  # full 7B, bf16, batch 1: real time
-STEER_TARGET_PCT = 2.0  # steering adds under 2% at batch 1 and 8 on mid
-QUIET_CORES = 0.25  # "quiet": other processes keep fewer cores than this busy
+from engine_speed_report import GPU_FULL_TARGET_MS, RATIO_TARGET, STEER_TARGET_PCT, fmt, render  # noqa: E402
+from engine_timing import (  # noqa: E402 - siblings: this script runs as a file (benchmarks/ on sys.path)
+    QUIET_CORES,
+    HookFactory,
+    Timings,
+    additive_steering,
+    is_clean,
+    other_load,
+    peak_rss_mib,
+    sync_device,
+    time_generate,
+    time_steps,
+)
+
 RESULTS = REPO / "benchmarks" / "results"
-
-HookFactory = Callable[[Any, int], Any]
-
-
-# --- timing helpers (importable) --------------------------------------------------------------------
-def _sync(device) -> None:
-    import torch
-
-    if getattr(device, "type", str(device)) == "cuda":
-        torch.cuda.synchronize()
-
-
-def _remove(handles: Any) -> None:
-    if handles is None:
-        return
-    if hasattr(handles, "remove"):
-        handles.remove()
-    elif isinstance(handles, Iterable):
-        for h in handles:
-            _remove(h)
-    elif callable(handles):
-        handles()
-
-
-def user_codes(model, batch: int, frames: int, seed: int = 0):
-    """Random user audio codes [batch, 8, frames] on the model's device (fixed seed)."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    codes = torch.randint(0, model.spec.card, (batch, model.spec.num_audio_codebooks, frames), generator=gen)
-    return codes.to(model.device)
-
-
-def time_steps(model, batch: int, frames: int, warmup: int, hook_factory: HookFactory | None = None) -> dict[str, float]:
-    """Time `frames` streaming steps of a fresh sampling session (reference defaults, seed 0).
-
-    `hook_factory(model, batch)`, if given, is called before the warm-up steps and must return
-    something with `.remove()` (or an iterable of such, or a callable remover); it is removed after
-    timing, also on error. Returns seconds, ms per step, frames/s (= batch * frames / seconds) and
-    the real-time factor (ms per step / 80 ms).
-    """
-    codes = user_codes(model, batch, warmup + frames)
-    handles = hook_factory(model, batch) if hook_factory is not None else None
-    try:
-        session = model.session(batch_size=batch, seed=0)
-        for t in range(warmup):
-            session.step(codes[:, :, t])
-        _sync(model.device)
-        start = time.perf_counter()
-        for t in range(warmup, warmup + frames):
-            session.step(codes[:, :, t])
-        _sync(model.device)
-        seconds = time.perf_counter() - start
-    finally:
-        _remove(handles)
-    ms = 1000.0 * seconds / frames
-    return {"seconds": seconds, "ms_per_step": ms, "frames_per_s": batch * frames / seconds,
-            "rtf": ms / FRAME_MS}
-
-
-def time_generate(model, batch: int, new_frames: int, prefix: int = 1) -> float:
-    """Seconds for HF `generate` to produce `new_frames` frames after a `prefix`-frame random prompt.
-
-    Sampling with the reference's defaults (text: temperature 0.7, top-k 25; audio: 0.8, 250); no
-    waveform decoding; the Mimi codec only encodes generate's one frame of blank user audio.
-    """
-    import torch
-
-    spec = model.spec
-    gen = torch.Generator().manual_seed(1)
-    A = spec.num_audio_codebooks
-    ids = torch.randint(0, spec.text_card, (batch, prefix), generator=gen).to(model.device)
-    user = torch.randint(0, spec.card, (batch, A, prefix), generator=gen).to(model.device)
-    moshi = torch.randint(0, spec.card, (batch, A, prefix), generator=gen).to(model.device)
-    torch.manual_seed(0)
-    _sync(model.device)
-    start = time.perf_counter()
-    model.hf.generate(
-        input_ids=ids, user_audio_codes=user, moshi_audio_codes=moshi, max_new_tokens=new_frames,
-        min_new_tokens=new_frames, do_sample=True, temperature=0.7, top_k=25,
-        depth_decoder_do_sample=True, depth_decoder_temperature=0.8, depth_decoder_top_k=250,
-        return_audio_waveforms=False, return_audio_codes=True,
-    )
-    _sync(model.device)
-    return time.perf_counter() - start
-
-
-def additive_steering(layer: int, scale: float = 1.0) -> HookFactory:
-    """A hook factory: the real steering path (PerceptionVector -> Steering -> SteeringController ->
-    patch) with every item's window open on every timed frame: the worst case, steering each step."""
-
-    def factory(model, batch: int):
-        import torch
-
-        from duplex_steer.steering import PerceptionVector, Steering, SteeringController, patch
-
-        vec = torch.randn(model.hidden_size, generator=torch.Generator().manual_seed(2))
-        vector = PerceptionVector({layer: scale * vec / vec.norm()}, {"model": model.fingerprint()})
-        steering = Steering(vector, [layer], alpha=1.0, span=10**6, schedule="constant")
-        return patch(model, SteeringController(steering, batch, onsets=[[0] for _ in range(batch)]))
-
-    return factory
-
-
-# --- contention -------------------------------------------------------------------------------------
-def _cpu_busy_seconds() -> float | None:
-    """CPU-seconds all cores of the machine have spent busy since boot (Linux /proc/stat), or None."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-class CpuMeter:
-    """Measures how many cores OTHER processes kept busy while the block ran (machine busy - ours)."""
-
-    others_cores: float | None = None
-
-    def __enter__(self) -> CpuMeter:
-        self._busy, self._own, self._wall = _cpu_busy_seconds(), _own_cpu(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy, wall = _cpu_busy_seconds(), time.perf_counter() - self._wall
-        if busy is not None and self._busy is not None and wall > 0.05:
-            self.others_cores = max(0.0, (busy - self._busy - (_own_cpu() - self._own)) / wall)
-
-
-def _own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def other_load(seconds: float = 1.0) -> float | None:
-    """Cores kept busy by other processes over `seconds` (this process sleeps meanwhile)."""
-    with CpuMeter() as meter:
-        time.sleep(seconds)
-    return meter.others_cores
-
-
-# --- memory -----------------------------------------------------------------------------------------
-def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _cuda_peak_mib(device) -> float | None:
-    import torch
-
-    if getattr(device, "type", "cpu") != "cuda":
-        return None
-    return torch.cuda.max_memory_allocated(device) / 2**20
-
-
-def _cuda_reset(device) -> None:
-    import torch
-
-    if getattr(device, "type", "cpu") == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-class Timings:
-    """Repeated measurements of one quantity, each with the other processes' CPU use while it ran."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-        self.others: list[float | None] = []
-        self.cuda_peaks: list[float | None] = []
-
-    def run(self, device, key: Callable[[Any], float], fn, *args, **kwargs) -> None:
-        _cuda_reset(device)
-        with CpuMeter() as meter:
-            out = fn(*args, **kwargs)
-        self.values.append(out)
-        self.others.append(meter.others_cores)
-        self.cuda_peaks.append(_cuda_peak_mib(device))
-        self._key = key
-
-    def best_index(self) -> int:
-        return min(range(len(self.values)), key=lambda i: self._key(self.values[i]))
-
-    def best(self) -> Any:
-        return self.values[self.best_index()]
-
-    def best_others(self) -> float | None:
-        return self.others[self.best_index()]
-
-    def cuda_peak(self) -> float | None:
-        peaks = [p for p in self.cuda_peaks if p is not None]
-        return max(peaks) if peaks else None
-
-
-def _clean(t: Timings, threshold: float) -> bool:
-    """Whether the best measurement ran while other processes stayed under `threshold` cores."""
-    if not t.values:
-        return True
-    o = t.best_others()
-    return o is None or o < threshold
 
 
 def measure_row(model, batch: int, cfg: dict[str, Any], steer: HookFactory | None) -> dict[str, Any]:
@@ -286,7 +95,7 @@ def measure_row(model, batch: int, cfg: dict[str, Any], steer: HookFactory | Non
             rounds += 1
             if rounds < cfg["repeats"]:
                 continue
-            if all(_clean(t, thr) for t in (ours, steered, g1, g2)) or time.monotonic() >= deadline:
+            if all(is_clean(t, thr) for t in (ours, steered, g1, g2)) or time.monotonic() >= deadline:
                 break
             while time.monotonic() < deadline:  # wait for a quiet moment before the next round
                 busy = other_load(1.0)
@@ -342,7 +151,7 @@ def worker(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     dtype = getattr(torch, cfg["dtype"])
     t0 = time.perf_counter()
     model = load(cfg["preset"], device=device, dtype=dtype)
-    _sync(device)
+    sync_device(device)
     load_s = time.perf_counter() - t0
     rss_loaded = peak_rss_mib()
     cuda_loaded = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
@@ -393,11 +202,6 @@ def run_worker_process(cfg: dict[str, Any], timeout: float) -> list[dict[str, An
             for b in cfg["batches"]]
 
 
-def _contended(row: dict[str, Any], threshold: float = QUIET_CORES) -> bool:
-    best = (row.get("other_load_cores") or {}).get("best")
-    return best is not None and best >= threshold
-
-
 def wait_quiet(max_wait: float, threshold: float) -> float | None:
     """Wait (up to max_wait s) until other processes keep fewer than `threshold` cores busy."""
     deadline = time.monotonic() + max_wait
@@ -406,110 +210,6 @@ def wait_quiet(max_wait: float, threshold: float) -> float | None:
         if busy is None or busy < threshold or time.monotonic() >= deadline:
             return busy
         time.sleep(4.0)
-
-
-def _f(x: Any, fmt: str = "{:.1f}") -> str:
-    return "-" if x is None else fmt.format(x)
-
-
-def verdicts(rows: list[dict[str, Any]], device: str, dtype: str) -> list[str]:
-    out = []
-    by = {(r["preset"], r["batch"]): r for r in rows}
-    for r in rows:
-        if r.get("ratio_ours_to_generate") is not None:
-            ok = r["ratio_ours_to_generate"] <= RATIO_TARGET
-            out.append(f"- {r['preset']} batch {r['batch']}: ours / generate per step = "
-                       f"{r['ratio_ours_to_generate']:.2f}x (target <= {RATIO_TARGET:.1f}x) -> "
-                       f"**{'PASS' if ok else 'FAIL'}**")
-    if device == "cuda":
-        r = by.get(("full", 1)) or by.get(("full-personaplex", 1))
-        if r is not None and "ms_per_step" in r:
-            ok = r["ms_per_step"] < GPU_FULL_TARGET_MS
-            out.append(f"- {r['preset']} ({dtype}) batch 1: {r['ms_per_step']:.1f} ms/step (target < "
-                       f"{GPU_FULL_TARGET_MS:.0f} ms, real time) -> **{'PASS' if ok else 'FAIL'}**")
-    for r in rows:
-        if r.get("steering_overhead_pct") is not None and r["preset"] == "mid" and r["batch"] in (1, 8):
-            ok = r["steering_overhead_pct"] < STEER_TARGET_PCT
-            out.append(f"- mid batch {r['batch']}: steering overhead {r['steering_overhead_pct']:+.1f}% "
-                       f"(target < {STEER_TARGET_PCT:.0f}%) -> **{'PASS' if ok else 'FAIL'}**")
-    return out
-
-
-def render(report: dict[str, Any]) -> str:
-    m, a, rows = report["machine"], report["args"], report["rows"]
-    cuda = a["device"] == "cuda"
-    steer = any("steered_ms_per_step" in r for r in rows)
-    lines = [
-        "# Engine speed",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_total_gib']:.0f} GiB"
-        + (f", GPU {m['gpu']}" if cuda else "")
-        + f"; torch {m['torch']} ({m['torch_threads']} threads), transformers {m['transformers']}, "
-        f"python {m['python']}; device {a['device']}, {a['dtype']}.",
-        f"Run: {report['started']} ({report['wall_s']:.0f} s); load average (1 min) at start "
-        f"{report['loadavg_start']:.2f}, at end {report['loadavg_end']:.2f} (includes this benchmark's own "
-        "workers). 'other load' = cores that OTHER processes kept busy (/proc/stat minus the worker's own CPU "
-        "time): during the measurements each figure was taken from (best), and the worst over the row (max); "
-        "'rounds' = measurement rounds (more than the repeats when contention forced retries).",
-        f"Command: `{report['command']}`",
-        "",
-        f"Each figure is the best of at least {a['repeats']} rounds of {a['frames']} timed steps after {a['warmup']} "
-        "warm-up steps of a fresh sampling session (reference defaults), random user codes, random "
-        "weights (pipeline check). One step advances all B conversations by one 80 ms frame. "
-        "frames/s = B x frames / s; RTF = ms per step / 80 ms (below 1 = faster than real time). "
-        f"generate = transformers `MoshiForConditionalGeneration.generate` on the same weights in the same "
-        f"process, per step = (t({a['gen_frames'][1]} new) - t({a['gen_frames'][0]} new)) / "
-        f"{a['gen_frames'][1] - a['gen_frames'][0]}; it is NOT full duplex (it feeds blank user audio after "
-        "its prompt), only a cost yardstick. Peak memory: "
-        + ("torch.cuda.max_memory_allocated per phase (reset before our steps and before generate); "
-           if cuda else "")
-        + ("ru_maxrss of a fresh worker process per row, read after our steps, then after generate."
-           if a["isolate"] == "config" else
-           "ru_maxrss of one worker process per preset, read after our steps, then after generate: "
-           "cumulative over that preset's rows."),
-        "",
-    ]
-    head = ["preset", "batch", "ms/step", "frames/s", "RTF", "generate ms/step", "ours/generate"]
-    if steer:
-        head += ["steered ms/step", "steering overhead"]
-    head += ["peak RSS ours MiB", "peak RSS +generate MiB"]
-    if cuda:
-        head += ["GPU weights MiB", "GPU peak ours MiB", "GPU peak generate MiB"]
-    head += ["other load best / max (cores)", "rounds"]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        if "error" in r and "ms_per_step" not in r:
-            lines.append(f"| {r['preset']} | {r['batch']} | error: {r['error']} |" + " |" * (len(head) - 3))
-            continue
-        cells = [r["preset"], str(r["batch"]), _f(r.get("ms_per_step"), "{:.2f}"), _f(r.get("frames_per_s")),
-                 _f(r.get("rtf"), "{:.3f}"), _f(r.get("generate_ms_per_step"), "{:.2f}"),
-                 _f(r.get("ratio_ours_to_generate"), "{:.2f}x")]
-        if steer:
-            cells += [_f(r.get("steered_ms_per_step"), "{:.2f}"), _f(r.get("steering_overhead_pct"), "{:+.1f}%")]
-        cells += [_f(r.get("peak_rss_ours_mib"), "{:.0f}"), _f(r.get("peak_rss_with_generate_mib"), "{:.0f}")]
-        if cuda:
-            cells += [_f(r.get("cuda_weights_mib"), "{:.0f}"), _f(r.get("cuda_peak_ours_mib"), "{:.0f}"),
-                      _f(r.get("cuda_peak_generate_mib"), "{:.0f}")]
-        other = r.get("other_load_cores") or {}
-        flag = " (contended)" if _contended(r, a["quiet_cores"]) else ""
-        cells.append(f"{_f(other.get('best'), '{:.2f}')} / {_f(other.get('max'), '{:.2f}')}{flag}")
-        cells.append(str(r.get("rounds", "-")))
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Targets (issue):", ""]
-    lines += verdicts(rows, a["device"], a["dtype"]) or ["- (no targets apply to this selection)"]
-    lines += ["", "The comparison with the reference implementation (kyutai moshi's LMGen) is measured in one run "
-              "by benchmarks/reference_speed.py; the full 7B must step in under 80 ms "
-              "per frame at batch 1 on a GPU (bf16). Absolute figures depend on the other load shown; "
-              "ratios (ours/generate, steering overhead) are measured in the same process and are robust to it."]
-    contended = [r for r in rows if _contended(r, a["quiet_cores"])]
-    if contended:
-        lines += ["", f"WARNING: in {len(contended)} row(s) (marked contended) a best figure was taken while other "
-                  f"processes kept {report['args']['quiet_cores']} cores or more busy: absolute figures there are "
-                  "pessimistic, and so may be ratios; rerun on a quiet machine."]
-    errors = [r for r in rows if "error" in r]
-    if errors:
-        lines += ["", "Errors:", ""] + [f"- {r['preset']} batch {r['batch']}: {r['error']}" for r in errors]
-    return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -585,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     for job in jobs:
         quiet = wait_quiet(args.wait_quiet, args.quiet_cores)
         print(f"[engine_speed] {job['preset']} batch {job['batches']} (other processes: "
-              f"{_f(quiet, '{:.2f}')} cores busy)", file=sys.stderr, flush=True)
+              f"{fmt(quiet, '{:.2f}')} cores busy)", file=sys.stderr, flush=True)
         for row in run_worker_process(job, args.timeout):
             row["other_load_at_start_cores"] = quiet
             rows.append(row)
