@@ -84,3 +84,52 @@ def test_steer_recording_steers_only_the_second_copy(tiny, vector):
     assert not torch.equal(r.text_tokens[0], r.text_tokens[1])
     out = cmp.to_json(tiny.label)
     assert out["onset_frames"] == [5] and len(out["steered"]["pieces"]) == r.text_tokens.shape[1]
+
+
+def _host_coefficients(ctl, frames: range):
+    """The host-side rule the device tables must reproduce: a float32 [B, T] sum of alpha * w(t - onset)."""
+    coef = None
+    for b in range(ctl.batch_size):
+        for onset in ctl.onsets[b] if ctl.enabled[b] else []:
+            if onset >= frames.stop or onset + ctl.steering.span <= frames.start:
+                continue
+            coef = torch.zeros(ctl.batch_size, len(frames)) if coef is None else coef
+            for j, t in enumerate(frames):
+                coef[b, j] += ctl.steering.weight(t - onset)
+    return coef
+
+
+@pytest.mark.parametrize("schedule", ["linear", "constant", "exponential"])
+def test_device_coefficients_equal_the_host_rule_exactly(vector, schedule):
+    from duplex_steer.steering.steer import SteeringController
+
+    ctl = SteeringController(Steering(vector, [1], alpha=5.5, span=4, schedule=schedule), 3,
+                             [[2, 4], [], [0, 9]], enabled=[True, True, False])
+    calls = [range(t, t + 1) for t in range(14)] + [range(0, 14), range(3, 7), range(12, 20)]
+    for step, frames in enumerate(calls):
+        if step == 5:
+            ctl.trigger(1, 6)  # live onsets reach the device table
+        if step == 8:
+            ctl.enabled[2] = True
+        want, got = _host_coefficients(ctl, frames), ctl.coefficients(frames)
+        assert (want is None) == (got is None), frames
+        if want is not None:
+            assert got.dtype == torch.float32 and torch.equal(got, want), frames
+
+
+def test_steered_tokens_equal_those_of_host_coefficients(tiny, vector):
+    from duplex_steer.hooks import intervene
+    from duplex_steer.steering.steer import SteeringController
+
+    user = _codes(16, batch=3)
+    steering = Steering(vector, [2], alpha=8.0, span=3)
+    onsets = [[3, 5], [8], []]
+    for options in ({"greedy": True}, {"seed": 5}):
+        host = SteeringController(steering, 3, [list(o) for o in onsets])
+        with intervene(tiny, 2, vector[2], lambda frames, host=host: _host_coefficients(host, frames)):
+            want = tiny.session(batch_size=3, **options).run(user)
+        with apply(tiny, steering, onsets=onsets):
+            got = tiny.session(batch_size=3, **options).run(user)
+        assert torch.equal(got.text, want.text) and torch.equal(got.audio, want.audio)
+        unsteered = tiny.session(batch_size=3, **options).run(user)
+        assert not torch.equal(got.audio[:2], unsteered.audio[:2])  # the steering does something

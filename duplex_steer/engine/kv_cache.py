@@ -45,7 +45,7 @@ class FrameKVCache:
             raise RuntimeError("reserve() must be called before the cache's first frame")
         self.capacity = max(1, min(self.context, int(max_frames)))
 
-    def _buffers(self, layer_idx: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    def _window(self, layer_idx: int, like: Tensor) -> tuple[Tensor, Tensor]:
         k_buf, v_buf = self.keys[layer_idx], self.values[layer_idx]
         if k_buf is None:
             B, H, _, D = like.shape
@@ -61,7 +61,7 @@ class FrameKVCache:
     def update(self, key: Tensor, value: Tensor, layer_idx: int, *args: Any, **kwargs: Any):
         if key.shape[2] != 1:
             raise RuntimeError("FrameKVCache takes one frame per call; use DuplexModel.forward_codes for sequences")
-        k_buf, v_buf = self._buffers(layer_idx, key)
+        k_buf, v_buf = self._window(layer_idx, key)
         slot = self.position % self.context
         k_buf[:, :, slot] = key[:, :, 0]
         v_buf[:, :, slot] = value[:, :, 0]

@@ -4,6 +4,11 @@
 holds each batch item's own onsets (absolute frame indices, set before or during a run by a
 detector) and hands the hooks a [B, T] coefficient matrix for the frames of each call. `patch()`
 installs it and returns a removable handle; `apply()` is the context manager on top.
+
+The coefficients are computed on the model's device from a small onset table kept there: a copy
+goes to the device only when an onset is added, never per frame, and nothing is read back. Whether
+a call touches a window at all is decided on the host from the host's own onset lists, so frames
+outside every window pass through untouched (bit-identical to no steering).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import torch
 from ..errors import DuplexSteerError
 from ..hooks import HookHandle, patch_add
 from .vector import PerceptionVector
+
+NO_ONSET = -(2**40)  # pads the device onset table: a frame so far back that its window never touches a call
 
 Schedule = Callable[[int, int], float]
 """w(k, span) for k = t - t_onset in [0, span)."""
@@ -84,6 +91,45 @@ class SteeringController:
             raise SteeringError(f"got onsets for {len(self.onsets)} items, batch size is {self.batch_size}")
         if self.enabled is None:
             self.enabled = [True] * self.batch_size
+        self.device = torch.device("cpu")
+        self._uploaded: tuple | None = None  # the host onsets and enabled flags the device table holds
+        self._onset_table = self._weights = self._enabled_mask = None
+
+    def to(self, device: torch.device | str) -> SteeringController:
+        """Keep the coefficient tables on `device` (the model's; `patch` does this)."""
+        self.device = torch.device(device)
+        self._uploaded = None
+        return self
+
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The device tables: onsets [B, M] (padded with NO_ONSET), alpha * w(k) [span], enabled [B].
+
+        Rebuilt (one host-to-device copy) only when the host's onsets or flags changed since the last call.
+        """
+        state = (tuple(tuple(o) for o in self.onsets), tuple(self.enabled))
+        if state != self._uploaded:
+            width = max(4, max(len(o) for o in self.onsets))
+            table = [list(o) + [NO_ONSET] * (width - len(o)) for o in self.onsets]
+            self._onset_table = torch.tensor(table, dtype=torch.long, device=self.device)
+            self._enabled_mask = torch.tensor(self.enabled, dtype=torch.bool, device=self.device)
+            span = self.steering.span
+            self._weights = torch.tensor([self.steering.weight(k) for k in range(span)], dtype=torch.float32,
+                                         device=self.device)
+            self._uploaded = state
+        return self._onset_table, self._weights, self._enabled_mask
+
+    def coefficient_table(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, T] coefficients for absolute frames [T] (a device tensor), branch-free on the device."""
+        onsets, weights, enabled = self._tables()
+        k = frames.view(1, -1, 1) - onsets[:, None, :]  # [B, T, M] frames since each onset
+        inside = (k >= 0) & (k < weights.shape[0]) & enabled.view(-1, 1, 1)
+        return (weights[k.clamp(0, weights.shape[0] - 1)] * inside).sum(-1)
+
+    def touches(self, frames: range) -> bool:
+        """Whether any steered item's window overlaps `frames` (host lists only: no device read)."""
+        span = self.steering.span
+        return any(onset < frames.stop and onset + span > frames.start
+                   for b in range(self.batch_size) if self.enabled[b] for onset in self.onsets[b])
 
     def trigger(self, item: int, frame: int) -> None:
         """An onset for batch item `item` at absolute frame `frame` (from a detector, live)."""
@@ -94,24 +140,18 @@ class SteeringController:
         return sorted(frames) if self.enabled[item] else []
 
     def coefficients(self, frames: range) -> torch.Tensor | None:
-        coef = None
-        for b in range(self.batch_size):
-            if not self.enabled[b]:
-                continue
-            for onset in self.onsets[b]:
-                if onset >= frames.stop or onset + self.steering.span <= frames.start:
-                    continue  # this onset's window does not touch this call
-                if coef is None:
-                    coef = torch.zeros(self.batch_size, len(frames))
-                for j, t in enumerate(frames):
-                    coef[b, j] += self.steering.weight(t - onset)
-        return coef
+        """[B, T] coefficients (on the controller's device) for the absolute frames of a call, or None
+        when no window touches them (the hook then leaves the layer's output untouched)."""
+        if not self.touches(frames):
+            return None
+        return self.coefficient_table(torch.arange(frames.start, frames.stop, device=self.device))
 
 
 def patch(model, controller: SteeringController) -> HookHandle:
     """Install the controller's additions on every steered layer; returns the removable handle."""
     steering = controller.steering
     steering.vector.check_compatible(model)
+    controller.to(model.device)
     handles = [patch_add(model, layer, steering.vector[layer], controller.coefficients) for layer in steering.layers]
     return HookHandle.combine(handles)
 
