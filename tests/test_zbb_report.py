@@ -203,7 +203,8 @@ def test_header_lists_the_model_and_steering_settings(tmp_path):
     header = run_header(run, model="organism (embedded)")
     sha = hashlib.sha256(vector.read_bytes()).hexdigest()
     assert header["steering"] == {"layer": 2, "layer_from": "the vector's first layer", "alpha": 1.0, "span": 3,
-                                  "schedule": "linear", "onset": "energy (fires only while the model speaks)"}
+                                  "schedule": "linear", "onset": "energy (fires only while the model speaks)",
+                                  "onset_delay_frames": 0}
     assert header["vector_sha256"] == sha and header["model"] == "organism (embedded)"
     report = write_report(RECORDS, tmp_path / "out", n_boot=50, header=header)
     md = (tmp_path / "out" / "report.md").read_text()

@@ -111,6 +111,30 @@ def test_oracle_steers_from_the_first_speech_of_a_query_that_opens_on_silence(ti
     assert steer["steer_onsets"] == [steer["speech_onset_frame"]] and steer["onset_latency_frames"] == 0
 
 
+def test_an_onset_delay_shifts_the_steered_frames_by_exactly_that_many_frames(tiny, vector_file, tmp_path):
+    """Greedy: same stream until the onset, so the delayed run steers the same absolute frames shifted by N."""
+    records = {}
+    for delay in (0, 3):
+        cfg = _config(vector_file, conditions=["interrupt+steer"], limit=1, onset_delay_frames=delay)
+        records[delay] = read_results(run(cfg, tmp_path / str(delay), model=tiny, progress=False))[0]
+    on_time, late = records[0], records[3]
+    assert late["onset_frame"] == on_time["onset_frame"] and late["speech_onset_frame"] == on_time["speech_onset_frame"]
+    assert late["steer_onsets"] == [on_time["steer_onsets"][0] + 3] == [late["speech_onset_frame"] + 3]
+    assert late["steered_frames"] == [f + 3 for f in on_time["steered_frames"]] and len(late["steered_frames"]) == 3
+    assert (on_time["onset_latency_frames"], late["onset_latency_frames"]) == (0, 3)
+    report = merge_and_report(tmp_path / "3")  # the header and the onset section say steering was late on purpose
+    assert report["settings"]["steering"]["onset_delay_frames"] == 3
+    assert "onset oracle + 3 frames delay (240 ms)" in (tmp_path / "3" / "report.md").read_text()
+    assert report["onset_source"].endswith("delayed on purpose by 3 frames (240 ms)")
+    assert report["onsets"]["interrupt+steer"]["median_frames"] == 3
+    with pytest.raises(RunError, match=r"onset_delay_frames: 3 -> 4"):  # part of the run's identity
+        run(_config(vector_file, conditions=["interrupt+steer"], limit=1, onset_delay_frames=4), tmp_path / "3",
+            model=tiny, progress=False)
+    for bad in (dict(onset_delay_frames=-1), dict(onset_delay_frames=2, onset="energy")):
+        with pytest.raises(RunError, match="--onset-delay"):
+            _config(vector_file, **bad).validate()
+
+
 def test_detectors_fire_only_while_the_model_speaks_unless_told_otherwise(tiny, vector_file, tmp_path):
     assert RunConfig().onset_only_while_model_speaks is True
     for gate in (True, False):

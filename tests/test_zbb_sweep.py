@@ -70,9 +70,11 @@ def test_summary_table_and_heatmaps(swept):
     assert set(saved["baselines"]) == {"no_interrupt", "interrupt"} and saved["n_items"] == 1
     assert len(saved["cells"]) == 2 and saved["best"]["span"] == 2
     stats = saved["cells"][0]["conditions"]["interrupt+steer"]
-    assert set(stats) == {"n_items", "correct", "iwor", "recovery"} and 0 <= stats["correct"]["mean"] <= 1
+    assert set(stats) == {"n_items", "correct", "iwor", "recovery", "recovery_paired"} and 0 <= stats["correct"]["mean"] <= 1
+    assert set(stats["recovery_paired"]) == {"correct", "iwor"} and saved["cells"][0]["onset_delay_frames"] == 0
     md = (out / "sweep.md").read_text()
-    assert "pipeline check" in md and "| 2 | 4 | 2 | interrupt+steer | 1 |" in md and "sweep.png" in md
+    assert "pipeline check" in md and "| 2 | 4 | 2 | 0 | interrupt+steer | 1 |" in md and "sweep.png" in md
+    assert "What lateness costs" not in md and not (out / "sweep_delay.png").exists()  # one delay: no delay plot
     png = (out / "sweep.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
     assert (out / CELLS / cell_name(2, 4.0, 2) / "report.md").is_file()  # each folder has its own report
@@ -123,6 +125,11 @@ def test_bad_sweeps(vector_file, tmp_path):
         sweep(_base(vector_file, conditions=["no_interrupt", "interrupt"]), tmp_path, progress=False)
     with pytest.raises(RunError, match="at least one alpha"):
         sweep(_base(vector_file), tmp_path, alphas=[], progress=False)
+    with pytest.raises(RunError, match="--onset-delay -1"):
+        sweep(_base(vector_file), tmp_path, delays=[0, -1], progress=False)
+    with pytest.raises(RunError, match="oracle onset only"):
+        sweep(_base(vector_file, onset="energy"), tmp_path, delays=[0, 2], progress=False)
+    assert not list(tmp_path.iterdir())  # refused before anything ran
 
 
 def test_plan_batches_cells_like_the_baselines(vector_file):
@@ -131,6 +138,28 @@ def test_plan_batches_cells_like_the_baselines(vector_file):
     assert baseline.layer is None and baseline.alpha == RunConfig().alpha
     assert {c.batch_size for c in cells.values()} == {5}  # 5 items per batch in both
     assert sorted(cells) == ["layer1_alpha1_span3", "layer1_alpha2_span3"]
+
+
+def test_plan_sweeps_the_onset_delay_axis_with_baselines_run_once(vector_file):
+    baseline, cells = plan(_base(vector_file, onset_delay_frames=5), [2], [1.0], [1, 3], delays=[0, 2, 8])
+    assert baseline.onset_delay_frames == 0 and baseline.conditions == ["no_interrupt", "interrupt"]
+    assert {name: (c.span, c.onset_delay_frames) for name, c in cells.items()} == {
+        "layer2_alpha1_span1": (1, 0), "layer2_alpha1_span1_delay2": (1, 2), "layer2_alpha1_span1_delay8": (1, 8),
+        "layer2_alpha1_span3": (3, 0), "layer2_alpha1_span3_delay2": (3, 2), "layer2_alpha1_span3_delay8": (3, 8)}
+    _, default = plan(_base(vector_file, onset_delay_frames=5), [2], [1.0], [3])  # no axis: the base's delay
+    assert {n: c.onset_delay_frames for n, c in default.items()} == {"layer2_alpha1_span3_delay5": 5}
+
+
+def test_a_delay_sweep_runs_each_delay_as_a_cell_and_plots_the_cost(tiny, vector_file, tmp_path):
+    summary = sweep(_base(vector_file, greedy=True), tmp_path, model=tiny, progress=False, layers=[2], alphas=[4.0],
+                    spans=[2], delays=[0, 3])
+    by_delay = {c["onset_delay_frames"]: c for c in summary["cells"]}
+    assert sorted(by_delay) == [0, 3] and by_delay[3]["folder"] == f"{CELLS}/{cell_name(2, 4.0, 2, 3)}"
+    on_time, late = (read_results(tmp_path / by_delay[d]["folder"] / "results.jsonl")[0] for d in (0, 3))
+    assert late["steered_frames"] == [f + 3 for f in on_time["steered_frames"]]
+    md = (tmp_path / "sweep.md").read_text()
+    assert "## What lateness costs" in md and "| 2 | 4 | 2 | 3 | 240 | 1 |" in md and "sweep_delay.png" in md
+    assert (tmp_path / "sweep_delay.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_heatmaps_of_a_ragged_grid(swept, tmp_path):

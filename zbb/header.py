@@ -39,10 +39,13 @@ def run_header(run: Mapping[str, Any], model: str | None = None) -> dict[str, An
     onset = str(run.get("onset", "oracle"))
     if onset != "oracle" and "onset_only_while_model_speaks" in run:
         onset += " (fires only while the model speaks)" if run["onset_only_while_model_speaks"] else " (always armed)"
+    delay = int(run.get("onset_delay_frames") or 0)
+    if delay:
+        onset += f" + {delay} frame{'s' if delay != 1 else ''} delay ({delay * 80} ms)"
     steering = None
     if vector:
         steering = {"layer": layer, "layer_from": layer_from, "alpha": run.get("alpha"), "span": run.get("span"),
-                    "schedule": run.get("schedule"), "onset": onset}
+                    "schedule": run.get("schedule"), "onset": onset, "onset_delay_frames": delay}
         # where alpha and span came from (an option or the model's default), once a run has resolved them
         steering.update({k: run[k] for k in ("alpha_from", "span_from") if run.get(k)})
     return {

@@ -36,10 +36,12 @@ class QueryOnsets:
         return self._cache[key]
 
 
-def onset_source(onset: str, only_while_model_speaks: bool) -> str:
-    """One line naming what decided when steering starts."""
+def onset_source(onset: str, only_while_model_speaks: bool, delay_frames: int = 0) -> str:
+    """One line naming what decided when steering starts (and the oracle's deliberate delay, if any)."""
     if onset == "oracle":
-        return "oracle: the query's placement snapped to its first speech"
+        delay = (f", delayed on purpose by {delay_frames} frame{'s' if delay_frames != 1 else ''} "
+                 f"({delay_frames * 80} ms)" if delay_frames else "")
+        return "oracle: the query's placement snapped to its first speech" + delay
     gate = "fires only while the model speaks" if only_while_model_speaks else "fires whenever the user sounds"
     name = {"energy": "energy detector", "vad": "Silero VAD detector"}.get(onset, onset)
     return f"{name} (causal, {gate}; armed after the context)"

@@ -26,7 +26,8 @@ def run_config_from_args(args: argparse.Namespace):
     gate = {} if args.only_while_speaking is None else {"onset_only_while_model_speaks": args.only_while_speaking}
     check_alpha(args.alpha, args.allow_negative_alpha)
     return RunConfig(**gate, model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
-                     alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset, rules=rules,
+                     alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset,
+                     onset_delay_frames=args.onset_delay, rules=rules,
                      greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
                      batch_size=args.batch_size, items=args.items, limit=args.limit,
                      asr_model=args.asr_model, audio=args.audio, voice=args.voice, text_prompt=args.text_prompt,
@@ -71,6 +72,9 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only-while-speaking", action=argparse.BooleanOptionalAction, default=None,
                         help="energy / VAD fire only while the model speaks (default: on, as in duplex-steer steer "
                              "and the demo)")
+    parser.add_argument("--onset-delay", type=int, default=0, metavar="N",
+                        help="oracle only: start steering N frames (80 ms each) after the query's first speech, to "
+                             "measure what a late detector costs (default 0)")
     parser.add_argument("--interrupt-after", type=int, default=12, help="model speech frames before the query")
     parser.add_argument("--quiet-frames", type=int, default=10, help="no_interrupt: silent frames before the query")
     parser.add_argument("--max-wait", type=int, default=125, help="frames to wait at most before the query")
@@ -181,7 +185,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.limit is None:
         args.limit = DEFAULT_LIMIT
     summary = sweep(run_config_from_args(args), args.out, layers=args.layers, alphas=args.alphas or DEFAULT_ALPHAS,
-                    spans=args.spans or DEFAULT_SPANS)
+                    spans=args.spans or DEFAULT_SPANS, delays=args.onset_delays)
     if summary is None:
         print(f"shard done; run the same command without torchrun to write {args.out}/sweep.md")
         return 0
@@ -192,15 +196,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def add_sweep(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "sweep", help="grid over steering layer x alpha x span on a subset of items (resumable, heatmaps)",
-        description="Run the unsteered conditions once and every (layer, alpha, span) cell of the steered ones, "
-        "each as a resumable run folder under --out; write sweep.json, sweep.md and heatmaps (sweep.png). "
-        "The grid options define the cells (the singular --layer/--alpha/--span are ignored); --limit defaults "
-        "to 20 items (--limit 0: all).")
+        "sweep", help="grid over steering layer x alpha x span x onset delay on a subset of items (resumable)",
+        description="Run the unsteered conditions once and every (layer, alpha, span, onset delay) cell of the steered "
+        "ones, each as a resumable run folder under --out; write sweep.json, sweep.md and heatmaps (sweep.png), and "
+        "with several --onset-delays the lateness plot (sweep_delay.png). The grid options define the cells (the "
+        "singular --layer/--alpha/--span are ignored; --onset-delay is the one delay when --onset-delays is not "
+        "given); --limit defaults to 20 items (--limit 0: all).")
     run_arguments(parser)
     parser.add_argument("--layers", type=int, nargs="+", default=None, help="default: the vector's layers")
     parser.add_argument("--alphas", type=float, nargs="+", default=None, help="default: 1 3 5.5 8")
     parser.add_argument("--spans", type=int, nargs="+", default=None, help="default: 1 3 6 (frames)")
+    parser.add_argument("--onset-delays", type=int, nargs="+", default=None, metavar="N",
+                        help="oracle onset delays in frames, e.g. 0 1 2 4 6 8 (default: --onset-delay, 0)")
     parser.set_defaults(func=cmd_sweep)
 
 

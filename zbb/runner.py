@@ -89,6 +89,7 @@ class RunConfig:
     schedule: str = "linear"
     onset: str = "oracle"
     onset_only_while_model_speaks: bool = ONLY_WHILE_MODEL_SPEAKS  # energy / VAD only
+    onset_delay_frames: int = 0  # oracle only: steer this many frames after the first speech (lateness study)
     rules: ScenarioRules = field(default_factory=ScenarioRules)
     greedy: bool = False
     seed: int = 0
@@ -122,6 +123,9 @@ class RunConfig:
             check_steering_args(self.vector, self.layer, allow_negative_alpha=True)
         if self.repetitions < 1 or self.batch_size < 1:
             raise RunError("repetitions and batch size must be at least 1")
+        if self.onset_delay_frames < 0 or (self.onset_delay_frames and self.onset != "oracle"):
+            raise RunError(f"--onset-delay {self.onset_delay_frames}: a delay is 0 or more frames, after the oracle "
+                           "onset only (--onset oracle); a detector's own latency is measured, not set")
         if self.audio is not None:
             check_audio(self.audio, self.conditions, self.items, self.limit)
         check_voice_arg(self.voice)
@@ -276,13 +280,14 @@ class Runner:
         return s.codes[:, -1]  # trailing silence
 
     def _detect(self, scenarios, detector, controllers, t, text_hist) -> None:
-        """Onsets for steered items (not the mistimed control): oracle = the frame of the query's first speech."""
+        """Onsets for steered items (not the mistimed control): oracle = the query's first speech + the delay."""
         if not controllers:
             return
         if self.config.onset == "oracle":
+            delay = self.config.onset_delay_frames
             for b, s in enumerate(scenarios):
-                speech = s.onset_frame + self._speech_shift[b] if s.onset_frame is not None else None
-                if speech == t and injection(s.condition) in ("steer", "random"):
+                start = None if s.onset_frame is None else s.onset_frame + self._speech_shift[b] + delay
+                if start == t and injection(s.condition) in ("steer", "random"):
                     controllers[s.condition].trigger(b, t)
             return
         audio = np.stack([self._frame_audio(s, t) for s in scenarios])
@@ -375,7 +380,6 @@ def record_resolved(cfg_path: Path, runner: Runner) -> None:
         cfg_path.write_text(json.dumps({**saved, **resolved}, indent=1))
 
 
-
 def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet: bool = False) -> dict[str, Any]:
     """Merge every shard's results into one report (items.csv, report.json/.md/.png).
 
@@ -391,7 +395,8 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet:
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
     caveat = caveat if caveat is not None else run_caveat(cfg)
     run_cfg = resolved_run_settings(cfg)  # runs saved before the restriction existed were not restricted
-    source = onset_source(run_cfg.get("onset", "oracle"), run_cfg.get("onset_only_while_model_speaks", False))
+    source = onset_source(run_cfg.get("onset", "oracle"), run_cfg.get("onset_only_while_model_speaks", False),
+                          run_cfg.get("onset_delay_frames", 0))
     onsets = summarize_onsets(records.values())
     header = run_header(run_cfg, model=next((r["model"] for r in records.values() if r.get("model")), None))
     header["prompt"] = cfg.get("prompt")  # the conversation start (voice, its sha256, role), as resolved
