@@ -104,7 +104,7 @@ def test_run_scores_the_transcript_of_the_reply_window(whisper, tiny, tmp_path, 
     assert samples == (record["query_end_frame"] + 3 - record["onset_frame"]) * 1920  # query + reply window
     assert offset == pytest.approx(record["onset_frame"] * 0.08)  # scenario time of the query onset
     assert isinstance(record["reply"], str) and record["reply_text_stream"].startswith("w")
-    assert record["asr_word_timing"] is True and record["tor"] in (0, 1)
+    assert record["asr_word_timing"] is True and record["stopped"] in (0, 1)
     assert json.loads((tmp_path / "config.json").read_text())["config"]["asr_model"] == whisper["words"]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..audio import SAMPLE_RATE
 from ..errors import DuplexSteerError
 from .build import build_hf_model, init_random_weights
 from .codec import MimiCodec
@@ -52,7 +53,7 @@ def _init_random_codec(mimi: torch.nn.Module, seed: int) -> None:
     and each residual stage from the residual left by the previous ones.
     """
     gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(1, 1, 24_000 * 2, generator=gen) * 0.1
+    noise = torch.randn(1, 1, SAMPLE_RATE * 2, generator=gen) * 0.1
     param = next(mimi.parameters())
     latent = mimi.encoder(noise.to(param.device, param.dtype))[0]  # [1, hidden, frames]
     for rvq in (mimi.quantizer.semantic_residual_vector_quantizer, mimi.quantizer.acoustic_residual_vector_quantizer):
