@@ -265,16 +265,19 @@ class DuplexModel(nn.Module):
 
     def session(self, batch_size: int = 1, greedy: bool = False, seed: int | None = None,
                 noise_groups: list[int] | None = None, noise_keys: Sequence[int] | None = None,
-                max_frames: int | None = None, **sampling: Any) -> DuplexSession:
+                max_frames: int | None = None, fast: bool = False, **sampling: Any) -> DuplexSession:
         """A fresh streaming conversation state for `batch_size` independent conversations.
 
         Items with the same `noise_groups` id share their sampling noise (paired comparisons).
         `noise_keys` (one int per item, `engine.noise.key_for`) instead keys each item's noise to
         itself: an item draws the same samples in any batch, and equal keys share noise.
         `max_frames` (the conversation's length, when known) sizes the KV window, allocated once:
-        min(context, max_frames) frames; without it, the whole context.
+        min(context, max_frames) frames; without it, the whole context. `fast=True` computes each
+        frame with the compiled static step (`engine.fast_step`: same tokens; forward hooks do not run
+        in it, so steer with `steering.steer.attach` and read probe states via `capture_layers`).
         """
         from .session import DuplexSession, SamplingConfig
 
         return DuplexSession(self, batch_size=batch_size, sampling=SamplingConfig(greedy=greedy, **sampling),
-                             seed=seed, noise_groups=noise_groups, noise_keys=noise_keys, max_frames=max_frames)
+                             seed=seed, noise_groups=noise_groups, noise_keys=noise_keys, max_frames=max_frames,
+                             fast=fast)

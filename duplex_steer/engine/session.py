@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DuplexSteerError
+from .fast_step import AdditionHandle, DeviceAddition, FastStep, FastStepError
 from .kv_cache import FrameKVCache
 from .noise import KeyedNoise
 from .spec import ModelSpec
@@ -99,7 +100,7 @@ class DuplexSession:
 
     def __init__(self, model: SteppableModel, batch_size: int = 1, sampling: SamplingConfig | None = None,
                  seed: int | None = None, noise_groups: list[int] | None = None,
-                 noise_keys: Sequence[int] | None = None, max_frames: int | None = None):
+                 noise_keys: Sequence[int] | None = None, max_frames: int | None = None, fast: bool = False):
         if batch_size < 1:
             raise SessionInputError(f"batch_size must be >= 1, got {batch_size}")
         spec = model.spec
@@ -140,6 +141,11 @@ class DuplexSession:
         self.last_text_logits: Tensor | None = None
         self.last_sampled_text: Tensor | None = None
         self.last_sampled_audio: Tensor | None = None
+        # the fast step (engine.fast_step): compiled, static shapes, built-in steering; made at the first step
+        self.fast = fast
+        self.fast_step: FastStep | None = None
+        self.layer_states: dict[int, Tensor] = {}  # fast step: the captured layers' outputs [B, dim] (capture_layers)
+        self._capture: tuple[int, ...] = ()
 
     def _keyed_noise(self, keys: Sequence[int] | None, groups: list[int] | None, dev) -> KeyedNoise | None:
         """Per-row keyed noise (see `engine.noise`): a row draws the same whatever batch it is in."""
@@ -206,7 +212,7 @@ class DuplexSession:
         `input_embedding` [dim] or [B, dim] replaces the summed token embedding as the transformer's
         input at frame t (a PersonaPlex voice `.pt`, `engine.prompt`).
         """
-        spec, model, t, R = self.spec, self.model, self.frame, self._ring
+        spec, t, R = self.spec, self.frame, self._ring
         A = spec.num_audio_codebooks
         user = self._codes(user_codes, "user_codes", A)
         forced_text = self._codes(text, "text", None)
@@ -217,13 +223,34 @@ class DuplexSession:
         inp = tokens[:, :, t % R]
         if t <= spec.max_delay:  # t is a host int: no device read; torch.where, not a boolean index (no nonzero)
             inp = torch.where(self._initial_rows[t], self._initial, inp)
-        x = model.embed(inp.unsqueeze(-1)) if input_embedding is None else self._embedding(input_embedding)
+        x = None if input_embedding is None else self._embedding(input_embedding)
+        if self.fast:
+            normed, logits, text_tok, audio_tok = self._fast_compute(t, inp, x, forced_text, forced_audio)
+        else:
+            normed, logits, text_tok, audio_tok = self._eager_compute(t, inp, x, forced_text, forced_audio)
+        self._pending_audio = forced_audio
+        self.last_hidden, self.last_text_logits = normed, logits
+        self.last_sampled_text, self.last_sampled_audio = text_tok, audio_tok
+
+        t += 1
+        self.frame = t
+        tokens[:, 0, t % R] = text_tok
+        tokens[:, 1 : A + 1, t % R] = self.last_sampled_audio
+        if t <= spec.max_delay:
+            return None
+        out_text = tokens[:, 0, (t - 1) % R]
+        out_audio = tokens[:, self._model_rows, (t - 1 + self._model_delays) % R]
+        return Frame(out_text.clone(), out_audio.clone())
+
+    def _eager_compute(self, t: int, inp: Tensor, x: Tensor | None, forced_text: Tensor | None,
+                       forced_audio: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Frame t's layers (hooks fire), depformer and sampling -> (normed, text logits, text token, codes)."""
+        model, spec, A = self.model, self.spec, self.spec.num_audio_codebooks
+        x = model.embed(inp.unsqueeze(-1)) if x is None else x
         self.cache.position = t
         h = model.run_layers(x, t, cache=self.cache)
         normed = model.final_norm(h)[:, 0]
         logits = model.text_logits(normed)
-        self.last_hidden, self.last_text_logits = normed, logits
-
         s = self.sampling
         race = self._step_race(t, logits.shape[-1])
         text_tok = sample_token(logits, s.greedy, s.text_temperature, s.text_top_k, self.generator, self.noise_groups,
@@ -241,18 +268,62 @@ class DuplexSession:
                 tok = torch.where(force[:, k] >= 0, force[:, k], tok)
             codes.append(tok)
             prev = tok
-        self._pending_audio = forced_audio
-        self.last_sampled_text, self.last_sampled_audio = text_tok, torch.stack(codes, 1)
+        return normed, logits, text_tok, torch.stack(codes, 1)
 
-        t += 1
-        self.frame = t
-        tokens[:, 0, t % R] = text_tok
-        tokens[:, 1 : A + 1, t % R] = self.last_sampled_audio
-        if t <= spec.max_delay:
+    # --- the fast step ----------------------------------------------------------------------------
+    def _fast(self) -> FastStep:
+        if self.fast_step is None:
+            self.fast_step = FastStep(self.model, self.batch_size, self.cache.capacity, sample_token, self.sampling)
+            self.fast_step.capture = self._capture
+        return self.fast_step
+
+    def add_steering(self, addition: DeviceAddition) -> AdditionHandle:
+        """Built-in steering for the fast step (use `steering.steer.attach`, which picks hooks when not fast)."""
+        if not self.fast:
+            raise FastStepError("built-in steering is the fast step's; this session steps eagerly: use hooks "
+                                "(steering.apply / steering.steer.attach)")
+        return self._fast().add(addition)
+
+    def capture_layers(self, layers: Sequence[int]) -> None:
+        """Fast step: keep these layers' outputs [B, dim] of each frame in `layer_states` (probes read them)."""
+        if not self.fast:
+            raise FastStepError("capture_layers is for the fast step; eager sessions record with hooks "
+                                "(duplex_steer.hooks.record)")
+        self._capture = tuple(int(layer) % self.model.num_layers for layer in layers)
+        if self.fast_step is not None:
+            self.fast_step.capture = self._capture
+
+    def _step_races(self, t: int, text_vocab: int) -> list[Tensor] | None:
+        """Every stream's exponential race for frame t, drawn in the eager step's order (same numbers)."""
+        s, A = self.sampling, self.spec.num_audio_codebooks
+        keyed = self._step_race(t, text_vocab)
+        if keyed is not None:
+            return [keyed[:, i].contiguous() for i in range(1 + A)]  # one compiled graph for every noise kind
+        if s.greedy:
             return None
-        out_text = tokens[:, 0, (t - 1) % R]
-        out_audio = tokens[:, self._model_rows, (t - 1 + self._model_delays) % R]
-        return Frame(out_text.clone(), out_audio.clone())
+        streams = [(min(s.text_top_k, text_vocab), s.text_temperature)]
+        streams += [(min(s.audio_top_k, self.spec.card), s.audio_temperature)] * A
+        rows = self.num_noise_groups if self.noise_groups is not None else self.batch_size
+        races = []
+        for width, temperature in streams:
+            if temperature <= 0:  # greedy stream: the eager step draws nothing for it
+                races.append(torch.empty(self.batch_size, width, device=self.model.device))
+                continue
+            race = torch.empty((rows, width), device=self.model.device).exponential_(1.0, generator=self.generator)
+            races.append(race if self.noise_groups is None else race[self.noise_groups])
+        return races
+
+    def _fast_compute(self, t: int, inp: Tensor, x: Tensor | None, forced_text: Tensor | None,
+                      forced_audio: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        step, B, A = self._fast(), self.batch_size, self.spec.num_audio_codebooks
+        none_text = torch.full((B,), -1, dtype=torch.long, device=inp.device)
+        none_audio = torch.full((B, A), -1, dtype=torch.long, device=inp.device)
+        normed, logits, text_tok, codes, captured = step(
+            t, inp, x, self._step_races(t, self.spec.text_card),
+            none_text if forced_text is None else forced_text, none_audio if forced_audio is None else forced_audio,
+            none_audio if self._pending_audio is None else self._pending_audio)
+        self.layer_states = captured
+        return normed, logits, text_tok, codes
 
     @torch.no_grad()
     def run(self, user_codes: Tensor, progress: bool = False) -> Frame:

@@ -101,7 +101,7 @@ class SteeringController:
         self._uploaded = None
         return self
 
-    def _tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The device tables: onsets [B, M] (padded with NO_ONSET), alpha * w(k) [span], enabled [B].
 
         Rebuilt (one host-to-device copy) only when the host's onsets or flags changed since the last call.
@@ -120,10 +120,19 @@ class SteeringController:
 
     def coefficient_table(self, frames: torch.Tensor) -> torch.Tensor:
         """[B, T] coefficients for absolute frames [T] (a device tensor), branch-free on the device."""
-        onsets, weights, enabled = self._tables()
+        return self.coefficients_from(frames, *self.tables())
+
+    @staticmethod
+    def coefficients_from(frames: torch.Tensor, onsets: torch.Tensor, weights: torch.Tensor,
+                          enabled: torch.Tensor) -> torch.Tensor:
+        """[B, T] = sum over onsets of alpha * w(t - onset) inside [onset, onset + span), from `tables()`."""
         k = frames.view(1, -1, 1) - onsets[:, None, :]  # [B, T, M] frames since each onset
         inside = (k >= 0) & (k < weights.shape[0]) & enabled.view(-1, 1, 1)
         return (weights[k.clamp(0, weights.shape[0] - 1)] * inside).sum(-1)
+
+    def layer_vectors(self) -> list[tuple[int, torch.Tensor]]:
+        """(layer, direction) for each steered layer (the fast step's built-in additions)."""
+        return [(layer, self.steering.vector[layer]) for layer in self.steering.layers]
 
     def touches(self, frames: range) -> bool:
         """Whether any steered item's window overlaps `frames` (host lists only: no device read)."""
@@ -154,6 +163,16 @@ def patch(model, controller: SteeringController) -> HookHandle:
     controller.to(model.device)
     handles = [patch_add(model, layer, steering.vector[layer], controller.coefficients) for layer in steering.layers]
     return HookHandle.combine(handles)
+
+
+def attach(session, controller: SteeringController) -> HookHandle:
+    """Steer one session: hooks for an eager session (`patch`), the built-in addition for a fast one
+    (`model.session(fast=True)`: hooks do not run in a compiled step). Returns the removable handle."""
+    if not getattr(session, "fast", False):
+        return patch(session.model, controller)
+    controller.steering.vector.check_compatible(session.model)
+    controller.to(session.model.device)
+    return HookHandle([session.add_steering(controller)])
 
 
 @contextmanager
