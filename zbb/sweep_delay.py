@@ -89,8 +89,8 @@ def plot_delay_sweep(summary: Mapping[str, Any], path: str | Path, condition: st
             label = f"span {span}" + (f", layer {layer}, alpha {alpha:g}" if several else "")
             ax.errorbar(xs, ys, yerr=[lows, highs], marker="o", ms=4, capsize=3, lw=1.4, label=label)
         delays = sorted({delay_of(c) for cells in lines.values() for c in cells})
-        ax.set_xticks(delays, [f"{d}\n{d * FRAME_MS} ms" for d in delays])
-        ax.set_xlabel("onset delay after the query's first speech (frames)")
+        ax.set_xticks(delays, [f"{d}\n{d * FRAME_MS}" for d in delays])
+        ax.set_xlabel("onset delay after the query's first speech (frames / ms)")
         ax.set_ylabel(f"recovery of the {METRIC_NAMES[metric]} gap")
         ax.set_title(f"{METRIC_NAMES[metric]}: 1 = no_interrupt, 0 = interrupt", fontsize=10)
         ax.legend(fontsize=8)
@@ -100,7 +100,8 @@ def plot_delay_sweep(summary: Mapping[str, Any], path: str | Path, condition: st
         if b:
             refs.append(f"{cond}: " + ", ".join(f"{METRIC_NAMES[m]} {b[m]['mean']:.2f}" for m in metrics if b.get(m)))
     n = summary["n_items"]
-    fig.suptitle(f"What lateness costs ({condition}): {summary['model']}\n{n} item{'s' if n != 1 else ''}, oracle onset "
+    model = str(summary["model"]).split(" - ")[0]  # the label without its caveat, printed below in full
+    fig.suptitle(f"What lateness costs ({condition}): {model}\n{n} item{'s' if n != 1 else ''}, oracle onset "
                  f"+ delay; bars: 95% paired bootstrap over items\n" + "; ".join(refs), fontsize=10)
     if summary.get("caveat"):
         fig.supxlabel(f"Caveat: {summary['caveat']}", fontsize=8, color="#a33")
