@@ -160,3 +160,26 @@ def test_bad_requests_are_clear_errors(tiny):
         OnlineAffinity(tiny, None, perc_lens="text")
     with pytest.raises(DuplexSteerError, match="NaN"):
         compute_affinities(tiny, np.full(4000, np.nan, np.float32))
+
+
+def test_a_fast_session_gives_the_eager_affinities(tiny):
+    """The fast step runs no hooks: OnlineAffinity reads its captured layers and the user code it fed."""
+    from duplex_steer.engine.fast_step import FastStep
+    from duplex_steer.engine.session import sample_token
+
+    T, B, layers = 7, 2, [1, 3]
+    user = torch.randint(0, tiny.spec.card, (B, 8, T), generator=torch.Generator().manual_seed(6))
+    results = []
+    for fast in (False, True):
+        sess = tiny.session(batch_size=B, seed=1, fast=fast)
+        if fast:  # the static step without torch.compile (quick); compiled, it computes the same
+            sess.fast_step = FastStep(tiny, B, tiny.spec.context, sample_token, sess.sampling, compile=False)
+        with OnlineAffinity(tiny, layers, session=sess) as aff:
+            for t in range(T):
+                sess.step(user[:, :, t])
+                aff.on_frame(sess, t)
+        results.append(aff.arrays())
+    (eager_gen, eager_perc, _), (fast_gen, fast_perc, _) = results
+    np.testing.assert_allclose(fast_gen, eager_gen, rtol=1e-5)
+    np.testing.assert_allclose(fast_perc, eager_perc, rtol=1e-5)
+    assert np.isfinite(fast_perc[:, :-1]).all()

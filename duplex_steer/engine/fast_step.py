@@ -153,8 +153,16 @@ class FastStep:
         self.frame.fill_(t)
         self.model.current_frames = range(t, t + 1)
         additions = [(fn, vectors, a.tables()) for a, fn, vectors in self.additions]  # tables: host-refreshed
-        return self.core(self.model, self.settings, self.sample, self.capture, additions, inp.contiguous(), x,
-                         race, forced_text, forced_now, forced_pending, self.cache)
+        graphed = self.core is not frame_core and self.model.device.type == "cuda"
+        if graphed:
+            torch.compiler.cudagraph_mark_step_begin()  # one replay per frame
+        out = self.core(self.model, self.settings, self.sample, self.capture, additions, inp.contiguous(), x,
+                        race, forced_text, forced_now, forced_pending, self.cache)
+        if graphed:  # a CUDA graph's outputs are overwritten by its next replay: keep this frame's
+            normed, logits, text_tok, codes, captured = out
+            out = (normed.clone(), logits.clone(), text_tok.clone(), codes.clone(),
+                   {layer: state.clone() for layer, state in captured.items()})
+        return out
 
 
 def frame_core(model, settings: tuple, sample: Callable[..., Tensor], capture: tuple[int, ...], additions: list,

@@ -141,6 +141,7 @@ class DuplexSession:
         self.last_text_logits: Tensor | None = None
         self.last_sampled_text: Tensor | None = None
         self.last_sampled_audio: Tensor | None = None
+        self.last_input: Tensor | None = None  # the tokens [B, 17] the last token-embedded step fed (probes)
         # the fast step (engine.fast_step): compiled, static shapes, built-in steering; made at the first step
         self.fast = fast
         self.fast_step: FastStep | None = None
@@ -224,6 +225,8 @@ class DuplexSession:
         if t <= spec.max_delay:  # t is a host int: no device read; torch.where, not a boolean index (no nonzero)
             inp = torch.where(self._initial_rows[t], self._initial, inp)
         x = None if input_embedding is None else self._embedding(input_embedding)
+        if x is None:
+            self.last_input = inp
         if self.fast:
             normed, logits, text_tok, audio_tok = self._fast_compute(t, inp, x, forced_text, forced_audio)
         else:

@@ -139,8 +139,11 @@ class OnlineAffinity:
     """
 
     def __init__(self, model, layers: int | Sequence[int] | None = None,
-                 gen_lenses: Sequence[str | Lens] | None = None, perc_lens: str | Lens | None = None):
+                 gen_lenses: Sequence[str | Lens] | None = None, perc_lens: str | Lens | None = None,
+                 session=None):
         self.model = model
+        # a fast session (model.session(fast=True)) runs no hooks: its captured layer states are read instead
+        self.session = session if getattr(session, "fast", False) else None
         self.layers = check_layers(model, layers)
         default_gen, default_perc = default_lenses(model)
         self.gen_lenses = [get_lens(g) for g in gen_lenses] if gen_lenses else default_gen
@@ -163,7 +166,10 @@ class OnlineAffinity:
 
     # --- hooks ----------------------------------------------------------------------------------------
     def attach(self) -> OnlineAffinity:
-        if not self._handles:
+        if self.session is not None:
+            self.session.capture_layers(self.layers)
+            self._handles = [HookHandle()]  # nothing to remove: the session captures
+        elif not self._handles:
             user_emb = self.model.hf.embed_tokens[self.model.spec.num_audio_codebooks]
 
             def grab(module, args, output):  # the user's codebook-0 token this step feeds: [B, 1]
@@ -191,6 +197,12 @@ class OnlineAffinity:
         if not self._handles:
             raise AffinityError("OnlineAffinity.on_frame called while detached; use `with OnlineAffinity(...)`")
         tokens = StepTokens.from_session(session)
+        if self.session is not None:  # the fast step's captures and the user's codebook 0 it fed
+            h = torch.stack([session.layer_states[layer] for layer in self.layers])
+            fed = session.last_input
+            user = None if fed is None else fed[:, self.model.spec.num_audio_codebooks + 1].clamp(min=0)
+            self.update(h, tokens, user)
+            return
         self.update(self.current_states(), tokens, self._user_token)
 
     def current_states(self) -> Tensor:
