@@ -79,7 +79,7 @@ def test_the_window_is_allocated_once_and_never_copied(tiny):
     assert [b.data_ptr() for b in session.cache.keys + session.cache.values] == first
 
 
-def test_max_frames_sizes_the_window_and_a_short_hint_only_grows_once(tiny):
+def test_max_frames_sizes_the_window_and_a_short_hint_doubles_it(tiny):
     user = _codes(2, 1, 12)
     full = tiny.session(batch_size=1, seed=1)
     want = full.run(user)
@@ -89,7 +89,7 @@ def test_max_frames_sizes_the_window_and_a_short_hint_only_grows_once(tiny):
     for t in range(12):
         out = short.step(user[:, :, t])
         text.append(-1 if out is None else int(out.text[0]))
-        assert short.cache.keys[0].shape[2] == (4 if t < 4 else 256)
+        assert short.cache.keys[0].shape[2] == (4 if t < 4 else 8 if t < 8 else 16)
     assert text == want.text[0].tolist()
     with pytest.raises(RuntimeError, match="before the cache's first frame"):
         short.cache.reserve(100)
@@ -115,3 +115,24 @@ def test_the_ring_gives_the_tokens_of_a_plain_window_on_the_reference_fixtures(n
         ring, _ = _play(model, user, False, **options)
         plain, _ = _play(model, user, True, **options)
         assert torch.equal(ring.text, plain.text) and torch.equal(ring.audio, plain.audio)
+
+
+def test_without_a_hint_the_window_starts_small_and_doubles_up_to_the_context(tiny):
+    """No 7B-sized full window by default: UNHINTED_FRAMES slots, doubled when outlasted, capped at context."""
+    from duplex_steer.engine.kv_cache import UNHINTED_FRAMES
+
+    cache = FrameKVCache(1, 3000)
+    assert cache.capacity == UNHINTED_FRAMES
+    like = torch.zeros(1, 2, 1, 4)
+    sizes = []
+    for t in range(UNHINTED_FRAMES * 2 + 1):
+        cache.position = t
+        cache.update(like, like, 0)
+        sizes.append(cache.keys[0].shape[2])
+    assert sizes[0] == UNHINTED_FRAMES and sizes[UNHINTED_FRAMES] == 2 * UNHINTED_FRAMES
+    assert sizes[-1] == min(3000, 4 * UNHINTED_FRAMES)
+    small = FrameKVCache(1, 500)
+    for t in range(600):
+        small.position = t
+        small.update(like, like, 0)
+    assert small.keys[0].shape[2] == 500

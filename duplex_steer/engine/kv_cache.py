@@ -12,23 +12,27 @@ from typing import Any
 import torch
 from torch import Tensor
 
+UNHINTED_FRAMES = 375  # window slots allocated first when the conversation's length is not known (30 s)
+
 
 class FrameKVCache:
     """Key/value cache over a sliding window of `context` frames for a lockstep batch.
 
     Implements the one method transformers' attention calls (`update`). Each layer's buffers are
     allocated once, at the first frame, with `capacity` = min(context, max_frames) slots (`max_frames`:
-    the conversation's length when the caller knows it, e.g. `DuplexSession.run`), and act as a ring
-    from then on: attention is order-free once RoPE is applied, so the window is always the last
-    `context` frames including the current one (the reference's rule). Nothing is allocated or copied
-    per step; only a conversation that outlasts a too-short `max_frames` hint grows, once, to `context`.
+    the conversation's length when the caller knows it, e.g. `DuplexSession.run`, the ZBB runner,
+    `converse`), and act as a ring from then on: attention is order-free once RoPE is applied, so the
+    window is always the last `context` frames including the current one (the reference's rule).
+    Nothing is allocated or copied per step. Without a hint the window starts at `UNHINTED_FRAMES`
+    (30 s; the 7B's full 3000-frame window at batch 32 would take 50 GB in bfloat16), and a conversation
+    that outlasts its window doubles it (a few times at most, up to `context`).
     """
 
     def __init__(self, num_layers: int, context: int, max_frames: int | None = None):
         if context < 1:
             raise ValueError(f"context must be at least 1 frame, got {context}")
         self.context = context
-        self.capacity = context
+        self.capacity = min(context, UNHINTED_FRAMES)
         self.position = 0  # absolute frame index being written; set by the session before each step
         self.keys: list[Tensor | None] = [None] * num_layers
         self.values: list[Tensor | None] = [None] * num_layers
@@ -51,10 +55,11 @@ class FrameKVCache:
             B, H, _, D = like.shape
             k_buf, v_buf = like.new_zeros(B, H, self.capacity, D), like.new_zeros(B, H, self.capacity, D)
         elif self.position >= k_buf.shape[2] and k_buf.shape[2] < self.context:
-            # the max_frames hint was too short: grow once to the full window (frames keep their slots)
+            # the conversation outlasts its window: double it (frames keep their slots until the ring wraps)
             n = k_buf.shape[2]
-            k_buf = torch.cat([k_buf, k_buf.new_zeros(*k_buf.shape[:2], self.context - n, k_buf.shape[3])], 2)
-            v_buf = torch.cat([v_buf, v_buf.new_zeros(*v_buf.shape[:2], self.context - n, v_buf.shape[3])], 2)
+            extra = min(2 * n, self.context) - n
+            k_buf = torch.cat([k_buf, k_buf.new_zeros(*k_buf.shape[:2], extra, k_buf.shape[3])], 2)
+            v_buf = torch.cat([v_buf, v_buf.new_zeros(*v_buf.shape[:2], extra, v_buf.shape[3])], 2)
         self.keys[layer_idx], self.values[layer_idx] = k_buf, v_buf
         return k_buf, v_buf
 
