@@ -127,3 +127,20 @@ def test_bad_folders_and_conditions(tmp_path, capsys):
         import_fdb(tmp_path, tmp_path / "o", RunConfig(conditions=["interrupt+steer"]))
     assert main(["import-fdb", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.startswith("zbb: error: Full-Duplex-Bench folder not found")
+
+
+def test_sampled_imports_do_not_depend_on_batching_and_record_the_prompt(tmp_path, tiny):
+    """Noise keyed to (seed, item): an item replies the same alone or batched with others; the role given
+    with --text-prompt starts every conversation and is recorded."""
+    root = tmp_path / "fdb"
+    for name, start in (("1", 0.3), ("2", 0.4), ("3", 0.2)):
+        _item(root / name, 1.2, 16_000, start, start + 0.3)
+    replies = {}
+    for batch in (1, 3):
+        out = tmp_path / f"b{batch}"
+        config = RunConfig(model="tiny", conditions=["interrupt"], batch_size=batch, seed=4, text_prompt="w5 w6")
+        import_fdb(root, out, config, model=tiny, progress=False)
+        replies[batch] = {r["id"]: r["reply"] for r in read_results(out / "results.jsonl")}
+        saved = json.loads((out / "config.json").read_text())
+        assert saved["prompt"]["text_prompt"] == "w5 w6" and saved["fdb"]["role"] == "w5 w6"
+    assert replies[1] == replies[3] and len(replies[1]) == 3

@@ -35,6 +35,8 @@ import numpy as np
 
 from duplex_steer import __version__
 from duplex_steer.audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, resample, save_audio
+from duplex_steer.engine.noise import key_for
+from duplex_steer.engine.prompt import describe_prompt
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.model_args import torch_dtype
 from duplex_steer.recording_limits import MAX_SECONDS, check_length, context_warning
@@ -167,8 +169,11 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
 
     `config` is a ZBB RunConfig: model, conditions, vector / layer / alpha / span / schedule, greedy,
     seed, batch_size, items (folder names), limit and asr_model apply; the scenario rules do not.
-    `prompt` is an optional `ConversationPrompt` (PersonaPlex's voice and role start). Recordings longer
-    than `max_seconds` (None: no limit) are refused before the model loads.
+    The conversation start is `prompt` when given (a `ConversationPrompt`), else the one `config.voice` /
+    `config.text_prompt` name (PersonaPlex's default voice and role for PersonaPlex-shaped models, as in
+    `zbb run`); it is recorded in config.json. Sampling noise is keyed to (seed, item), so an item's
+    conditions share it and no result depends on batching. Recordings longer than `max_seconds` (None: no
+    limit) are refused before the model loads.
     """
     from duplex_steer import load
 
@@ -181,7 +186,8 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
     out.mkdir(parents=True, exist_ok=True)
     saved = {"fdb": {"source": str(Path(root).resolve()), "run": config.to_json(),
                      "oracle_onset": f"snapped to speech: {SnapRule().describe()}",
-                     "role": getattr(prompt, "role", None), "voice": str(prompt.voice) if prompt and prompt.voice else None},
+                     "role": getattr(prompt, "role", None) or config.text_prompt,
+                     "voice": str(prompt.voice) if prompt and prompt.voice else config.voice},
              "toolkit_version": __version__}
     cfg_path = out / "config.json"
     if cfg_path.is_file():
@@ -197,10 +203,10 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
     if not work:
         return results
     model = model or load(config.model, device=config.device, dtype=torch_dtype(config.dtype))
-    runner = Runner(model, config)  # the steering set-up (vector, layer, random control) and ASR of `zbb run`
-    record_model_facts(cfg_path, runner, items)
-    records = (record for k, batch in enumerate(slices(work, config.batch_size))
-               for record in _play(runner, batch, k, out, prompt))
+    runner = Runner(model, config)  # the steering set-up (vector, layer, random control), prompt and ASR of `zbb run`
+    prompt = prompt if prompt is not None else runner.prompt
+    record_model_facts(cfg_path, runner, items, prompt)
+    records = (record for batch in slices(work, config.batch_size) for record in _play(runner, batch, out, prompt))
     append_records(results, records, len(work), f"fdb {model.source}" if progress else None)
     return results
 
@@ -216,20 +222,20 @@ def context_note(model, items: Sequence[FDBItem]) -> str | None:
     return f"{warning} ({over} of {len(frames)} items outlast it)"
 
 
-def record_model_facts(cfg_path: Path, runner: Runner, items: Sequence[FDBItem]) -> None:
-    """Add to config.json what the loaded model decides: its caveat, the steering settings as resolved and
-    whether recordings outlast its context; print the context warning."""
+def record_model_facts(cfg_path: Path, runner: Runner, items: Sequence[FDBItem], prompt=None) -> None:
+    """Add to config.json what the loaded model decides: its caveat, the steering settings as resolved, the
+    conversation start and whether recordings outlast its context; print the context warning."""
     note = context_note(runner.model, items)
     if note:
         print(note, file=sys.stderr)
     saved = json.loads(cfg_path.read_text())
-    facts = {"caveat": runner.model.caveat, "context_warning": note,
+    facts = {"caveat": runner.model.caveat, "context_warning": note, "prompt": describe_prompt(prompt),
              "steering": runner.settings.to_json() if runner.settings is not None else None}
     if any(saved.get(k) != v for k, v in facts.items()):
         cfg_path.write_text(json.dumps({**saved, **facts}, indent=1))
 
 
-def _play(runner: Runner, batch: list[tuple[FDBItem, str]], k: int, out: Path, prompt) -> Iterator[dict[str, Any]]:
+def _play(runner: Runner, batch: list[tuple[FDBItem, str]], out: Path, prompt) -> Iterator[dict[str, Any]]:
     """One batch through `converse`, steered per item where its condition says; yield its records."""
     from duplex_steer.engine.conversation import converse
     from duplex_steer.steering import SteeringController, patch
@@ -250,8 +256,10 @@ def _play(runner: Runner, batch: list[tuple[FDBItem, str]], k: int, out: Path, p
                 controllers[cond].trigger(b, session.frame)
 
     try:
-        res = converse(model, [it.input for it, _ in batch], greedy=c.greedy, seed=c.seed + k, prompt=prompt,
-                       before_frame=trigger, noise_groups=[names.index(n) for n in names])
+        keys = [key_for("fdb", int(c.seed), n) for n in names]  # an item's conditions share its noise, in any batch
+        session = model.session(batch_size=len(batch), greedy=c.greedy, noise_keys=None if c.greedy else keys)
+        res = converse(model, [it.input for it, _ in batch], greedy=c.greedy, prompt=prompt,
+                       before_frame=trigger, session=session)
     finally:
         for h in handles:
             h.remove()

@@ -212,7 +212,7 @@ def add_sweep(subparsers: Any) -> None:
 
 
 def cmd_import_fdb(args: argparse.Namespace) -> int:
-    from duplex_steer.engine.conversation import ConversationPrompt
+    from duplex_steer.prompt_args import check_prompt_args
     from zbb.fdb import import_fdb, report_fdb
     from zbb.runner import RunConfig
 
@@ -220,9 +220,9 @@ def cmd_import_fdb(args: argparse.Namespace) -> int:
     config = RunConfig(model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,
                        alpha=args.alpha, span=args.span, schedule=args.schedule, greedy=args.greedy, seed=args.seed,
                        batch_size=args.batch_size, items=args.items, limit=args.limit, asr_model=args.asr_model,
-                       dtype=args.dtype, device=args.device)
-    prompt = ConversationPrompt(voice=args.voice, role=args.role) if args.voice or args.role else None
-    import_fdb(args.dir, args.out, config, prompt=prompt, max_seconds=max_seconds_from_args(args))
+                       dtype=args.dtype, device=args.device, voice=args.voice, text_prompt=args.text_prompt)
+    check_prompt_args(args)  # a bad --voice fails before the model loads
+    import_fdb(args.dir, args.out, config, max_seconds=max_seconds_from_args(args))
     if args.no_report:
         return 0
     report_fdb(args.out)
@@ -250,8 +250,7 @@ def add_import_fdb(subparsers: Any) -> None:
     parser.add_argument("--items", nargs="+", default=None, help="item folder names (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--asr-model", default=None, help="time words with this ASR model instead of the text stream")
-    parser.add_argument("--role", default=None, help="text role prompt (PersonaPlex-style start)")
-    parser.add_argument("--voice", default=None, help="voice prompt recording (PersonaPlex-style start)")
+    add_prompt_args(parser)
     add_length_args(parser)
     parser.add_argument("--no-report", action="store_true", help="skip the report")
     parser.set_defaults(func=cmd_import_fdb)
