@@ -10,8 +10,7 @@ read files, such as `zbb items`) does not pay for importing torch and transforme
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -30,9 +29,4 @@ _LAZY = {
 __all__ = [*sorted(_LAZY), "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'duplex_steer' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
