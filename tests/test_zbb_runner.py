@@ -239,8 +239,13 @@ def test_bad_inputs(tiny, vector_file, tmp_path):
 
 def test_two_torchrun_processes_shard_one_run(vector_file, tmp_path):
     """Scale-out through torchrun: 2 CPU processes, one shard each, one merged report."""
+    import socket
+
     out = tmp_path / "sharded"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+    with socket.socket() as sock:  # a free port: a fixed one collides with any other run on the machine
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", port,
            "-m", "zbb.cli", "run", "--model", "tiny", "--out", str(out), "--vector", vector_file, "--limit", "2",
            "--conditions", "interrupt", "interrupt+steer", "--greedy", "--max-wait", "8", "--reply-frames", "6",
            "--interrupt-after", "3", "--no-report"]
