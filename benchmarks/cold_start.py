@@ -115,16 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     rows = [measure(name, cmd, args.runs, env, target) for name, cmd, target in rows_spec]
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from reference_speed import git_head, machine_line
+    from bench_common import git_head, machine_line, write_results
 
     report = {"started": started, "runs": args.runs, "machine": machine_line(), "git": git_head(),
               "command": " ".join([".venv/bin/python", "benchmarks/cold_start.py", *(argv or sys.argv[1:])]),
               "rows": rows}
-    text = render(report)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_results(args.out, report, render(report))
     return 0
 
 

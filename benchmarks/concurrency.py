@@ -17,7 +17,6 @@ The command (default `duplex-steer fit-vector --model organism --dialogues 4`) w
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -109,17 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="concurrency_") as tmp:
         rows = [measure(name, args, base_env, Path(tmp)) for name in args.settings]
     sys.path.insert(0, str(REPO / "benchmarks"))
-    from reference_speed import git_head, machine_line
+    from bench_common import git_head, machine_line, write_results
 
     report = {"started": started, "wall_s": time.perf_counter() - t0, "machine": machine_line(), "git": git_head(),
               "process": " ".join(["duplex-steer", *command(args, Path("OUT"), [])[1:]]),
               "command": " ".join([".venv/bin/python", "benchmarks/concurrency.py", *(argv or sys.argv[1:])]),
               "rows": rows}
-    text = render(report)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_results(args.out, report, render(report))
     return 0
 
 

@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench_common import cpu_name  # noqa: E402
 from engine_speed_report import GPU_FULL_TARGET_MS, RATIO_TARGET, STEER_TARGET_PCT, fmt, render  # noqa: E402
 from engine_timing import (  # noqa: E402 - siblings: this script runs as a file (benchmarks/ on sys.path)
     QUIET_CORES,
@@ -170,15 +171,7 @@ def machine(device: str, threads: int | None) -> dict[str, Any]:
     import torch
     import transformers
 
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": threads or torch.get_num_threads(),
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": threads or torch.get_num_threads(),
             "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version(), "device": device,
             "mem_total_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30}
