@@ -127,10 +127,13 @@ class MelCodec:
 
     def decode(self, codes: torch.Tensor) -> np.ndarray:
         """[B, 8, frames] codes -> [B, frames * 1920] float audio (Griffin-Lim mel inversion)."""
+        return self.invert(self.dequantize(codes))
+
+    def invert(self, feats: torch.Tensor) -> np.ndarray:
+        """[B, frames, dim] log-mel frame vectors -> [B, frames * 1920] float audio (Griffin-Lim)."""
         import librosa
 
         s = self.settings
-        feats = self.dequantize(codes)
         B, F, _ = feats.shape
         out = np.zeros((B, F * FRAME_SAMPLES), np.float32)
         for b in range(B):
@@ -160,7 +163,7 @@ class MelCodec:
             raise CodecError(f"need at least {card} frames to fit {card} centroids, got {len(feats)}")
         residual, books = feats.clone(), []
         for _ in range(stages):
-            book = _kmeans(residual, card, iters, gen)
+            book = kmeans(residual, card, iters, gen)
             books.append(book)
             residual -= book[torch.cdist(residual, book).argmin(1)]
         return cls(torch.stack(books), settings)
@@ -187,7 +190,7 @@ class MelCodec:
         return cls(books.float(), MelSettings(**cfg))
 
 
-def _kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> torch.Tensor:
+def kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> torch.Tensor:
     """Lloyd's k-means with k-means++ seeding; empty clusters are re-seeded on the worst-fit points."""
     first = torch.randint(len(x), (1,), generator=gen)
     centers = [x[first[0]]]
