@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..lazy import gc_paused
 from .spec import ModelSpec
 
 
@@ -23,7 +24,8 @@ def _hf_config(spec: ModelSpec, mimi_config: Any):
 
 def build_hf_model(spec: ModelSpec, mimi_config: Any, device: torch.device, dtype: torch.dtype):
     """An allocated `MoshiForConditionalGeneration` (transformers' initial values)."""
-    from transformers import MoshiForConditionalGeneration
+    with gc_paused():  # importing transformers' Moshi modeling is most of a cold start
+        from transformers import MoshiForConditionalGeneration
 
     with torch.device(device):
         return MoshiForConditionalGeneration._from_config(_hf_config(spec, mimi_config), dtype=dtype)
@@ -31,7 +33,8 @@ def build_hf_model(spec: ModelSpec, mimi_config: Any, device: torch.device, dtyp
 
 def build_empty_hf_model(spec: ModelSpec, mimi_config: Any, dtype: torch.dtype):
     """A `MoshiForConditionalGeneration` whose tensors live on the meta device (no memory)."""
-    from transformers import MoshiForConditionalGeneration
+    with gc_paused():
+        from transformers import MoshiForConditionalGeneration
 
     with torch.device("meta"):
         return MoshiForConditionalGeneration._from_config(_hf_config(spec, mimi_config), dtype=dtype)

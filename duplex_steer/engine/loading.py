@@ -21,6 +21,7 @@ import torch
 
 from ..audio import SAMPLE_RATE
 from ..errors import DuplexSteerError
+from ..lazy import gc_paused
 from .build import build_hf_model, init_random_weights
 from .codec import MimiCodec
 from .model import DuplexModel
@@ -152,7 +153,8 @@ def _hf_depformer_codebooks(folder: Path) -> int | None:
 
 
 def load_hf_folder(folder: Path, device: torch.device, dtype: torch.dtype, source: str | None = None) -> DuplexModel:
-    from transformers import MoshiConfig, MoshiForConditionalGeneration
+    with gc_paused():
+        from transformers import MoshiConfig, MoshiForConditionalGeneration
 
     try:
         config = MoshiConfig.from_pretrained(str(folder))

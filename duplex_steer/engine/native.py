@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DuplexSteerError
+from ..lazy import gc_paused
 from .build import build_empty_hf_model, meta_tensors, rebuild_rotary_buffers, set_parameter
 from .convert import (
     Alias,
@@ -151,7 +152,8 @@ class CanonicalReader:
 
 def mimi_config_for(config: Mapping[str, Any]):
     """The released Mimi's config, or the one a toolkit replica names in config.json."""
-    from transformers import MimiConfig
+    with gc_paused():
+        from transformers import MimiConfig
 
     from .mimi_convert import mimi_config_from_kyutai, mimi_overrides_from_kyutai
 
@@ -194,7 +196,8 @@ def load_mimi(path: Path, config: Any, device: torch.device, dtype: torch.dtype)
 
 def load_native_parts(folder: Path, device: torch.device, dtype: torch.dtype, lm_only: bool = False):
     """(hf model, spec, Mimi or None, tokenizer or None) from a native folder, lean (see the module doc)."""
-    from transformers import MimiModel
+    with gc_paused():
+        from transformers import MimiModel
 
     from .text import SentencePieceTokenizer
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DuplexSteerError
+from ..lazy import gc_paused
 
 KYUTAI_DELAYS = (0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1)
 
@@ -130,7 +131,8 @@ class ModelSpec:
 
     def to_hf_config(self, mimi_config: Any | None = None):
         """transformers `MoshiConfig` with the same architecture (depformer codebooks = dep_q)."""
-        from transformers import MimiConfig, MoshiConfig, MoshiDepthConfig
+        with gc_paused():
+            from transformers import MimiConfig, MoshiConfig, MoshiDepthConfig
 
         mimi_config = mimi_config if mimi_config is not None else tiny_mimi_config(self.card)
         depth = MoshiDepthConfig(
@@ -199,7 +201,8 @@ def _dim_feedforward(dim: int, hf_ffn_dim: int) -> int:
 
 def tiny_mimi_config(card: int = 64, num_quantizers: int = 8):
     """A small random Mimi codec with the real frame rate (12.5 Hz at 24 kHz) for pipeline checks."""
-    from transformers import MimiConfig
+    with gc_paused():  # often the process's first transformers import
+        from transformers import MimiConfig
 
     return MimiConfig(
         hidden_size=32,
