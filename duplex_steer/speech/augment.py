@@ -1,0 +1,144 @@
+"""Acoustic variation for training speech: speed, gain, additive noise and a synthetic room (numpy/scipy only).
+
+Applied in this order, each deterministic given `Augmentation.seed`:
+1. speed: resampling by a rational factor (polyphase), so tempo, pitch and formants change together, as
+   vocal-tract-length perturbation does; speed 1.1 makes the audio 1/1.1 as long;
+2. room: convolution with an impulse response of a direct path (1 at t=0) plus exponentially decaying
+   Gaussian noise from 2 ms on (amplitude down 60 dB at `rt60_s`, `REVERB_ENERGY` of the direct path's
+   energy); the output grows by the response's length (rt60_s), word spans stay where they are;
+3. gain: `gain_db` exactly;
+4. noise: white or pink (1/f power) Gaussian noise at `snr_db` (signal power over the whole clip / noise power);
+5. peak: if any sample exceeds `PEAK` (0.99) in magnitude, everything is scaled down to peak at 0.99 (never
+   clipped), which keeps the SNR but lowers the effective gain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+import numpy as np
+
+from duplex_steer.audio import SAMPLE_RATE
+from duplex_steer.errors import DuplexSteerError
+from duplex_steer.speech.aligned import AlignedUtterance
+
+PEAK = 0.99
+REVERB_ENERGY = 0.5  # reverberant / direct energy of the synthetic room (direct-to-reverberant ratio +3 dB)
+REVERB_DELAY_S = 0.002
+MAX_SPEED_DENOMINATOR = 200  # speed factors are rounded to p/q with q <= 200 (error < 3e-5)
+NOISES = ("white", "pink")
+
+# `draw_augmentation` ranges
+SPEED_RANGE = (0.88, 1.12)
+GAIN_DB_RANGE = (-10.0, 4.0)
+NOISE_PROBABILITY = 0.5
+SNR_DB_RANGE = (12.0, 40.0)
+ROOM_PROBABILITY = 0.4
+RT60_S_RANGE = (0.1, 0.5)
+
+
+class AugmentationError(DuplexSteerError, ValueError):
+    """An augmentation setting out of range, with the valid range."""
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What `apply_augmentation` does: speed factor (>1 faster), gain in dB, noise at `snr_db` dB SNR
+    (None: no noise) of kind `noise` ("white" or "pink"), a room with `rt60_s` (None: no room), and the seed
+    of the noise and the room's response."""
+
+    speed: float = 1.0
+    gain_db: float = 0.0
+    snr_db: float | None = None
+    noise: str = "white"
+    rt60_s: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.speed <= 2.0:
+            raise AugmentationError(f"speed {self.speed} is outside 0.5-2.0")
+        if self.noise not in NOISES:
+            raise AugmentationError(f"noise {self.noise!r} must be one of {', '.join(NOISES)}")
+        if self.rt60_s is not None and not 0.0 < self.rt60_s <= 3.0:
+            raise AugmentationError(f"rt60_s {self.rt60_s} must be in (0, 3] seconds, or None for no room")
+
+
+def draw_augmentation(rng: np.random.Generator) -> Augmentation:
+    """A random augmentation: speed uniform in 0.88-1.12, gain uniform in -10..+4 dB, with probability 0.5
+    white or pink noise (even odds) at 12-40 dB SNR, with probability 0.4 a room of RT60 0.1-0.5 s."""
+    speed = float(rng.uniform(*SPEED_RANGE))
+    gain_db = float(rng.uniform(*GAIN_DB_RANGE))
+    with_noise = rng.random() < NOISE_PROBABILITY
+    snr_db = float(rng.uniform(*SNR_DB_RANGE))
+    noise = NOISES[int(rng.integers(2))]
+    with_room = rng.random() < ROOM_PROBABILITY
+    rt60_s = float(rng.uniform(*RT60_S_RANGE))
+    seed = int(rng.integers(2**31))
+    return Augmentation(
+        speed, gain_db, snr_db if with_noise else None, noise, rt60_s if with_room else None, seed
+    )
+
+
+def speed_ratio(speed: float) -> Fraction:
+    """The speed factor actually applied: `speed` as a fraction with a denominator of at most 200."""
+    return Fraction(speed).limit_denominator(MAX_SPEED_DENOMINATOR)
+
+
+def change_speed(audio: np.ndarray, speed: float) -> np.ndarray:
+    """Play `audio` `speed` times as fast by resampling (tempo, pitch and formants together)."""
+    ratio = speed_ratio(speed)
+    if ratio == 1:
+        return audio
+    from scipy.signal import resample_poly
+
+    return resample_poly(audio, ratio.denominator, ratio.numerator).astype(np.float32)
+
+
+def room_response(rt60_s: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Direct path plus exponentially decaying Gaussian noise (60 dB down at rt60_s), `rt60_s` long."""
+    n = max(2, int(round(rt60_s * sample_rate)))
+    t = np.arange(n) / sample_rate
+    tail = rng.standard_normal(n) * 10 ** (-3 * t / rt60_s)
+    tail[: int(round(REVERB_DELAY_S * sample_rate))] = 0.0
+    tail *= np.sqrt(REVERB_ENERGY / max(float(np.sum(tail**2)), 1e-12))
+    tail[0] = 1.0
+    return tail
+
+
+def make_noise(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """`n` samples of unit-power white or pink (power ~ 1/f, shaped in the frequency domain) Gaussian noise."""
+    white = rng.standard_normal(n)
+    if kind == "pink":
+        spectrum = np.fft.rfft(white)
+        freqs = np.arange(len(spectrum), dtype=np.float64)
+        freqs[0] = 1.0
+        white = np.fft.irfft(spectrum / np.sqrt(freqs), n)
+    return white / max(float(np.sqrt(np.mean(white**2))), 1e-12)
+
+
+def apply_augmentation(audio: np.ndarray, aug: Augmentation, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """`audio` (mono float) changed as `aug` says (see the module docstring); float32, peak at most 0.99."""
+    out = change_speed(np.asarray(audio, dtype=np.float32), aug.speed).astype(np.float64)
+    room_rng, noise_rng = np.random.default_rng([aug.seed, 1]), np.random.default_rng([aug.seed, 2])
+    if aug.rt60_s is not None:
+        from scipy.signal import fftconvolve
+
+        out = fftconvolve(out, room_response(aug.rt60_s, room_rng, sample_rate))
+    out = out * 10 ** (aug.gain_db / 20)
+    if aug.snr_db is not None and out.size:
+        power = float(np.mean(out**2))
+        out = out + make_noise(len(out), aug.noise, noise_rng) * np.sqrt(power / 10 ** (aug.snr_db / 10))
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    if peak > PEAK:
+        out = out * (PEAK / peak)
+    return out.astype(np.float32)
+
+
+def augment_utterance(utt: AlignedUtterance, aug: Augmentation) -> AlignedUtterance:
+    """The utterance with augmented audio and its word spans scaled by the speed change."""
+    audio = apply_augmentation(utt.audio, aug)
+    scale = 1 / float(speed_ratio(aug.speed))
+    duration = len(audio) / SAMPLE_RATE
+    spans = [(min(a * scale, duration), min(b * scale, duration)) for a, b in utt.spans_s]
+    return replace(utt, audio=audio, spans_s=spans, words=list(utt.words))
