@@ -253,3 +253,100 @@ def test_cli_demo_defaults_are_safe_and_a_busy_port_is_one_line():
 def test_bad_model_source_gets_a_message(client):
     _, _, message = client.predict("./no-such-model", "", api_name="/load_model")
     assert "is neither 'organism'" in message and "preset" in message and "Traceback" not in message
+
+
+# --- an upload in a TTS engine's voice gets a reply about what was asked (the organism) -------------------
+ASKED = "penguins-true"
+QUIET_FRAMES = 12  # the organism silent this long before the question: it is asked, not interrupting
+REPLY_TAIL_S = 4.0
+UPLOAD_FORMATS = {"flite": (48_000, 2), "espeak-ng": (16_000, 1), "committed": (24_000, 1)}  # rate, channels
+
+
+def _engine_speech(engine: str, item: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The item's context prompt and question in a training engine's voice (flite slt), the held-out
+    engine's (espeak-ng, sentence mode), or the committed ZBB audio (espeak-ng word by word, what the first
+    organism was trained on: the one input it hears)."""
+    from duplex_steer.speech.engines import FliteTTS
+    from duplex_steer.speech.tts import EspeakTTS, TTSError
+    from zbb.build import load_context_audio, load_query_audio
+
+    if engine == "committed":
+        return load_context_audio(None, item["context"]), load_query_audio(None, item["id"])
+    try:
+        tts = FliteTTS("slt") if engine == "flite" else EspeakTTS(word_by_word=False)
+        return tts.synthesize(item["context"]), tts.synthesize(item["text"])
+    except TTSError as exc:
+        pytest.skip(str(exc))
+
+
+def _words(pieces: list[str], start: int, stop: int | None = None) -> str:
+    return "".join(p for p in pieces[start:stop] if p.startswith("▁")).replace("▁", " ").strip()
+
+
+def _write_upload(path: Path, wav: np.ndarray, rate: int, channels: int) -> Path:
+    """24 kHz mono `wav` as the 16-bit WAV a user would upload: at `rate`, `channels` copies."""
+    from duplex_steer.audio import SAMPLE_RATE, resample
+
+    sf.write(path, np.stack([resample(wav, SAMPLE_RATE, rate)] * channels, axis=1), rate, subtype="PCM_16")
+    return path
+
+
+def _asked_while_silent(model, prompt, context: np.ndarray, question: np.ndarray, path: Path, rate: int,
+                        channels: int) -> tuple[int, int]:
+    """Write to `path` the context, silence until the model has said nothing for QUIET_FRAMES frames, the
+    question and a short tail; return the question's first and last frame. When the model falls silent is
+    read from one plain run on the context as the server hears it (the file decoded again)."""
+    from duplex_steer import converse
+    from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE, load_audio
+
+    heard = load_audio(_write_upload(path, np.concatenate([context, np.zeros(10 * SAMPLE_RATE, np.float32)]),
+                                     rate, channels))
+    probe = converse(model, heard, seed=0, prompt=prompt, decode_audio=False)
+    pieces = probe.pieces[0]
+    spoken = [f for f, p in enumerate(pieces) if p.startswith("▁")]
+    context_end = -(-len(context) // FRAME_SAMPLES)
+    onset = max(spoken[-1] + 1 if spoken else 0, context_end) + QUIET_FRAMES
+    assert onset < len(pieces) - QUIET_FRAMES, f"the model kept talking after the context: {probe.texts[0]!r}"
+    wav = np.zeros(onset * FRAME_SAMPLES + len(question) + int(REPLY_TAIL_S * SAMPLE_RATE), np.float32)
+    wav[: len(context)] = context
+    wav[onset * FRAME_SAMPLES : onset * FRAME_SAMPLES + len(question)] = question
+    _write_upload(path, wav, rate, channels)
+    return onset, onset + len(question) // FRAME_SAMPLES
+
+
+@pytest.mark.parametrize("engine", ["flite", "espeak-ng", "committed"])
+def test_upload_in_an_engine_voice_gets_a_reply_about_the_question(served, client, tmp_path, engine):
+    """Issue 12: the organism hears any TTS voice. A 48 kHz stereo (flite), 16 kHz mono (espeak-ng) or 24 kHz
+    mono (the committed audio) upload of "Tell me about music.", silence until the model is quiet, then a ZBB question:
+    the model talks about music, and its unsteered reply names the subject. flite and espeak-ng sentence mode
+    need the voice-independent organism checkpoint (issue 12); the committed audio checks the mechanics."""
+    from gradio_client import handle_file
+
+    from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE
+    from duplex_steer.steering.defaults import default_steering
+    from zbb.scoring import REPLY_START_TOLERANCE_FRAMES, iwor, stance
+
+    item = demo.zbb_items()[ASKED]
+    state = served[0].demo_state
+    with state.lock:
+        model = state.model("organism")
+        prompt = state.prompt(model)
+        path = tmp_path / "asked.wav"
+        onset, query_end = _asked_while_silent(model, prompt, *_engine_speech(engine, item), path,
+                                               *UPLOAD_FORMATS[engine])
+    steer = default_steering(model)
+    out = unpack(run(client, model="organism", source=demo.SOURCE_USER, audio=handle_file(str(path)),
+                     interruption=onset * FRAME_SAMPLES / SAMPLE_RATE, layer=steer["layer"], alpha=steer["alpha"],
+                     span=steer["span"]))
+    assert out["message"].startswith("Done"), out["message"]
+    record = json.loads(Path(out["json"]).read_text())
+    assert record["onset_frames"] == [onset] and record["input"]["file"] == "asked.wav"
+    pieces = record["unsteered"]["pieces"]
+    assert not _words(pieces, onset - QUIET_FRAMES // 2, onset), "the model was talking when the question came"
+    said = record["unsteered"]["text"]
+    about_context = _words(pieces, 0, onset)
+    reply = _words(pieces, query_end - REPLY_START_TOLERANCE_FRAMES)
+    print(f"{engine}: model {said!r}; reply {reply!r} (stance {stance(reply)})")
+    # a model that hears nothing still says yes or no about some subject ("no oranges"): the subject decides
+    assert iwor({"subject": item["topic"]}, about_context), f"{engine}: no word about {item['topic']}: {said!r}"
+    assert iwor(item, reply), f"{engine}: the reply {reply!r} does not name {item['subject']!r} (all: {said!r})"
