@@ -49,6 +49,7 @@ from .recordings import (
     DemoError,
     DemoLimits,
     DemoRecording,
+    describe_upload,
     user_recording,
     zbb_items,
     zbb_recording,
@@ -140,7 +141,7 @@ def build_app(model_source: str = "organism", vector: str | Path | None = None, 
                 source = gr.Radio([SOURCE_ZBB, SOURCE_USER], value=SOURCE_ZBB, label="Recording")
                 item = gr.Dropdown(item_choices, value=DEFAULT_ITEM if DEFAULT_ITEM in items else item_choices[0][1],
                                    label="ZBB item (query spoken after its context prompt)")
-                user_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", visible=False,
+                user_audio = gr.Audio(sources=["upload", "microphone"], type="filepath", visible=False, elem_id="user-audio",
                                       label=f"Your recording (at most {limits.max_seconds:g} s, "
                                             f"{limits.max_upload_mb:g} MB)")
                 interruption = gr.Slider(0.0, 30.0, value=3.2, step=FRAME_S, label="Interruption time (s)",
@@ -302,6 +303,7 @@ def _run(state: DemoState, source_name, vec_path, vec_upload, src, item_id, audi
              f"Done in {time.time() - started:.1f} s. Onset ({detector_name}): {onset_txt}. Steered frames: "
              f"{frames_text(cmp.steered_frames)} (layer {layer_i}, alpha {float(alpha_f):g}, {schedule_name} over "
              f"{int(span_i)} frames).",
+             *filter(None, [describe_upload(rec)]),
              f"Vector: {vector_desc}.", f"Conversation start ({prompt_line(prompt)})."]
     if model.is_random:
         lines.append(f"Pipeline check: {PIPELINE_CHECK_NOTE}.")

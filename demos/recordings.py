@@ -114,9 +114,10 @@ def user_recording(path: str | Path | None, limits: DemoLimits = DemoLimits()) -
     if size > limits.max_upload_mb * 1e6:
         raise DemoError(f"{name} is {size / 1e6:.1f} MB; uploads are limited to {limits.max_upload_mb:g} MB")
     try:
-        duration = float(sf.info(str(path)).duration)
+        header = sf.info(str(path))
+        duration, rate, channels = float(header.duration), int(header.samplerate), int(header.channels)
     except Exception:
-        duration = None  # unreadable: load_audio says why
+        duration = rate = channels = None  # unreadable: load_audio says why
     if duration is not None and duration > limits.max_seconds:
         raise DemoError(f"{name} is {duration:.1f} s long; the demo takes recordings of at most "
                         f"{limits.max_seconds:g} s: trim it")
@@ -132,7 +133,29 @@ def user_recording(path: str | Path | None, limits: DemoLimits = DemoLimits()) -
     peak = float(np.abs(wav).max())
     if peak < limits.silence_peak:
         raise DemoError(f"{name} is silent (peak amplitude {peak:.1e}); record or upload speech")
-    return DemoRecording(wav, None, None, {"kind": "upload", "file": name, "peak": peak})
+    notes = []
+    if peak > 1.0:  # a float file past full scale: the model would hear louder than the (clipped) input player plays
+        wav = wav / peak
+        notes.append(f"{name} goes past full scale (peak {peak:.2f}); scaled down to peak 1")
+    info = {"kind": "upload", "file": name, "peak": peak, "sample_rate": rate, "channels": channels}
+    return DemoRecording(wav, None, None, info, notes)
 
 
-__all__ = ["DEFAULT_LIMITS", "FRAME_S", "DemoError", "DemoLimits", "DemoRecording", "user_recording", "zbb_items", "zbb_recording"]
+def describe_upload(rec: DemoRecording) -> str | None:
+    """One line on what the server received (file, length, rate, channels, level) and what the model is fed;
+    None for a ZBB item."""
+    info = rec.info
+    if info.get("kind") != "upload":
+        return None
+    rate, channels = info.get("sample_rate"), info.get("channels")
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+    line = f"Input: {info['file']}, {rec.duration_s:.2f} s"
+    if rate:
+        line += f" at {rate / 1000:g} kHz {layout}"
+        if (rate, channels) != (SAMPLE_RATE, 1):
+            line += f", fed to the model as {SAMPLE_RATE / 1000:g} kHz mono"
+    return f"{line}; peak {20 * math.log10(info['peak']):.0f} dBFS."
+
+
+__all__ = ["DEFAULT_LIMITS", "FRAME_S", "DemoError", "DemoLimits", "DemoRecording", "describe_upload", "user_recording",
+           "zbb_items", "zbb_recording"]

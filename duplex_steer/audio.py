@@ -17,11 +17,21 @@ class AudioError(DuplexSteerError, ValueError):
     """A recording that cannot be used, with what was wrong and what to do."""
 
 
+# a stereo mix-down this much quieter (RMS) than its loudest channel has cancelled: opposite phases
+CANCELLED_MIX = 0.25
+
+
 def to_mono(wav: np.ndarray) -> np.ndarray:
-    """[T] or [T, C] (soundfile layout) -> [T] float32 by averaging channels."""
+    """[T] or [T, C] (soundfile layout) -> [T] float32 by averaging channels, or the loudest channel when the
+    average would cancel the sound (channels in opposite phase, as a miswired stereo microphone records)."""
     wav = np.asarray(wav, dtype=np.float32)
     if wav.ndim == 2:
-        wav = wav.mean(axis=1)
+        mixed = wav.mean(axis=1)
+        if wav.shape[1] > 1 and wav.size:
+            channel_rms = np.sqrt((wav.astype(np.float64) ** 2).mean(axis=0))
+            if np.sqrt((mixed.astype(np.float64) ** 2).mean()) < CANCELLED_MIX * channel_rms.max():
+                mixed = wav[:, int(channel_rms.argmax())]
+        wav = mixed
     if wav.ndim != 1:
         raise AudioError(f"expected audio shaped [samples] or [samples, channels], got {wav.shape}")
     return wav

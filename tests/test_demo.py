@@ -172,6 +172,41 @@ def test_uploaded_recording_with_energy_detector(client, tmp_path):
     assert record["detector"] == "EnergyOnset" and record["input"]["file"] == "interruption.flac"
     assert [sf.info(p).frames for p in out["audio"]] == [len(wav)] * 2
     assert record["onset_frames"] == [50] and record["steered_frames"] == [50, 51, 52]
+    assert f"\nInput: interruption.flac, {len(wav) / 24_000:.2f} s at 24 kHz mono; peak " in out["message"]
+    assert record["input"]["sample_rate"] == 24_000 and record["input"]["channels"] == 1
+
+
+def test_uploads_in_any_rate_and_layout_are_fed_as_24khz_mono_and_described(tmp_path):
+    """Phone / browser / studio files: every rate and channel layout reaches the model as the same 24 kHz mono
+    speech, a float file past full scale is scaled to peak 1, opposite-phase stereo does not cancel, and the
+    page says what arrived."""
+    from duplex_steer.audio import resample, rms_per_frame
+
+    speech = demo.zbb_recording(ITEM, 2.0, 0.5).wav
+    peak_db = 20 * np.log10(np.abs(speech).max())
+    cases = {  # name: (rate, channels as a function of the mono signal, subtype, expected description)
+        "phone.wav": (8000, lambda x: x, "PCM_16", "at 8 kHz mono, fed to the model as 24 kHz mono"),
+        "browser.wav": (48000, lambda x: np.stack([x, x], 1), "PCM_16", "at 48 kHz stereo, fed to the model as 24 kHz mono"),
+        "miswired.wav": (44100, lambda x: np.stack([x, -x], 1), "PCM_16", "at 44.1 kHz stereo, fed to the model as 24 kHz mono"),
+        "studio.wav": (96000, lambda x: x, "PCM_24", "at 96 kHz mono, fed to the model as 24 kHz mono"),
+        "native.flac": (24000, lambda x: x, "PCM_16", "at 24 kHz mono"),
+        "hot.wav": (24000, lambda x: 2.5 * x, "FLOAT", "at 24 kHz mono"),
+    }
+    reference = rms_per_frame(speech)
+    for name, (rate, layout, subtype, described) in cases.items():
+        sf.write(tmp_path / name, layout(resample(speech, 24_000, rate)), rate, subtype=subtype)
+        rec = demo.user_recording(tmp_path / name)
+        assert abs(len(rec.wav) - len(speech)) <= 1, name
+        assert np.corrcoef(rms_per_frame(rec.wav)[: len(reference)], reference)[0, 1] > 0.99, name
+        level = 20 * np.log10(rec.info["peak"])
+        assert level == pytest.approx(peak_db + (20 * np.log10(2.5) if name == "hot.wav" else 0), abs=1), name
+        assert demo.describe_upload(rec) == f"Input: {name}, {len(rec.wav) / 24_000:.2f} s {described}; peak {level:.0f} dBFS."
+        if name == "hot.wav":
+            assert np.abs(rec.wav).max() == pytest.approx(1.0) and rec.notes == [
+                f"hot.wav goes past full scale (peak {rec.info['peak']:.2f}); scaled down to peak 1"]
+        else:
+            assert not rec.notes and np.abs(rec.wav).max() == pytest.approx(np.abs(speech).max(), rel=0.05), name
+    assert demo.describe_upload(demo.zbb_recording(ITEM, 2.0, 0.5)) is None
 
 
 def test_vector_files(client, tmp_path, tiny):
