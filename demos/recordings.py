@@ -116,8 +116,10 @@ def user_recording(path: str | Path | None, limits: DemoLimits = DemoLimits()) -
     try:
         header = sf.info(str(path))
         duration, rate, channels = float(header.duration), int(header.samplerate), int(header.channels)
+        floating = header.subtype in ("FLOAT", "DOUBLE")
     except Exception:
         duration = rate = channels = None  # unreadable: load_audio says why
+        floating = False
     if duration is not None and duration > limits.max_seconds:
         raise DemoError(f"{name} is {duration:.1f} s long; the demo takes recordings of at most "
                         f"{limits.max_seconds:g} s: trim it")
@@ -134,7 +136,7 @@ def user_recording(path: str | Path | None, limits: DemoLimits = DemoLimits()) -
     if peak < limits.silence_peak:
         raise DemoError(f"{name} is silent (peak amplitude {peak:.1e}); record or upload speech")
     notes = []
-    if peak > 1.0:  # a float file past full scale: the model would hear louder than the (clipped) input player plays
+    if floating and peak > 1.0:  # past full scale: the model would hear it louder than the (clipped) input player
         wav = wav / peak
         notes.append(f"{name} goes past full scale (peak {peak:.2f}); scaled down to peak 1")
     info = {"kind": "upload", "file": name, "peak": peak, "sample_rate": rate, "channels": channels}

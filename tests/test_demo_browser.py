@@ -2,7 +2,9 @@
 
 Loads the page, clicks Run on the default ZBB item, waits for both output players and all four
 plots, checks the DOM and the fetched audio, and saves a full-page screenshot under the pytest
-temporary folder (its path is printed). Needs Debian's `chromium` (scripts/setup.sh --test).
+temporary folder (its path is printed). Then records from the microphone: Chromium's fake capture
+device plays a speech file, Gradio's recorder records it, and the run must have received that speech.
+Needs Debian's `chromium` (scripts/setup.sh --test).
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ WIDTH = 1400
 class Browser:
     """Just enough of the Chrome DevTools Protocol: evaluate JavaScript, resize, screenshot."""
 
-    def __init__(self, executable: str, profile: Path):
-        self.proc = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+    def __init__(self, executable: str, profile: Path, extra_flags: tuple[str, ...] = ()):
+        self.proc = subprocess.Popen([executable, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = profile / "DevToolsActivePort"
         deadline = time.time() + 30
@@ -190,3 +192,83 @@ def test_page_runs_a_zbb_item_and_shows_both_outputs(url, browser, tmp_path_fact
     # the plots' viridis heatmaps are on the page: many dark purple-blue pixels
     viridis_dark = (rgb[..., 0] < 90) & (rgb[..., 1] < 60) & (rgb[..., 2] > 80)
     assert viridis_dark.sum() > 20_000
+
+
+# --- the microphone: Chromium's fake capture device plays a speech file into Gradio's recorder -------------
+RECORD_SECONDS = 5.0  # past the default interruption time (3.2 s), the oracle onset
+CLICK = "Array.from(document.querySelectorAll(%s)).filter(b => b.offsetParent !== null).find(b => %s).click()"
+
+
+@pytest.fixture()
+def microphone_speech(tmp_path) -> Path:
+    """A 16-bit PCM WAV for the fake microphone: "Tell me about music.", 1.5 s of silence, a ZBB question."""
+    import soundfile as sf
+
+    from duplex_steer.audio import SAMPLE_RATE
+    from duplex_steer.speech.engines import FliteTTS
+    from duplex_steer.speech.tts import TTSError
+
+    try:
+        tts = FliteTTS("slt")
+        parts = [tts.synthesize("Tell me about music."), np.zeros(int(1.5 * SAMPLE_RATE), np.float32),
+                 tts.synthesize("Penguins, they live in icy places, right?"), np.zeros(SAMPLE_RATE // 2, np.float32)]
+    except TTSError as exc:
+        pytest.skip(str(exc))
+    path = tmp_path / "microphone.wav"
+    sf.write(path, np.concatenate(parts), SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+def test_microphone_recording_reaches_the_run(url, microphone_speech):
+    """Record with Gradio's microphone recorder (fed from a file), run: the server got that speech.
+
+    Chromium loops the file and the recording may start anywhere in it, so the check is the loudness
+    envelope against the looped file at the best shift, never the model's reply (a tiny random model here)."""
+    from urllib.parse import unquote
+
+    from duplex_steer.audio import load_audio, rms_per_frame
+
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={microphone_speech}")
+    with tempfile.TemporaryDirectory(prefix="duplex-steer-chromium-") as profile:
+        browser = Browser(CHROMIUM, Path(profile), flags)
+        try:
+            browser.call("Page.enable")
+            browser.call("Page.navigate", url=url)
+            browser.wait_for(f"!!{RUN_BUTTON}", 60, "the Run button")
+            browser.js(CLICK % ("'input[type=radio]'", "b.value.startsWith('Your recording')"))
+            browser.wait_for("!!document.querySelector('#user-audio button[aria-label=\"Record audio\"]')", 30,
+                             "the recording's source buttons")
+            browser.js(CLICK % ("'#user-audio button'", "b.getAttribute('aria-label') === 'Record audio'"))
+            browser.wait_for("!!document.querySelector('#user-audio button.record-button')", 30, "the Record button")
+            browser.js(CLICK % ("'#user-audio button'", "b.classList.contains('record-button')"))
+            browser.wait_for("!!document.querySelector('#user-audio button.stop-button')", 30, "recording to start")
+            time.sleep(RECORD_SECONDS)
+            browser.js(CLICK % ("'#user-audio button'", "b.classList.contains('stop-button')"))
+            browser.wait_for("(document.querySelector('#user-audio a[download]') || {}).href", 60,
+                             "the recording uploaded to the server")
+            browser.js(f"{RUN_BUTTON}.click()")
+            message = browser.wait_for("(() => { const m = document.querySelector('#messages textarea'); "
+                                       "return m && /^(Done|Error)/m.test(m.value) && m.value; })()", 120, "the run to finish")
+            assert "\nError" not in "\n" + message, message
+            state = browser.wait_for(f"(() => {{ const s = {OUTPUTS}; "
+                                     "return ['unsteered', 'steered'].every(n => s['audio_' + n] && s['timeline_' + n] "
+                                     "&& s['heatmap_' + n]) ? s : null; })()", 30, "both players and all four plots")
+            links = browser.js("Array.from(document.querySelectorAll('a[download]')).map(a => a.href)")
+        finally:
+            browser.close()
+
+    message = state["message"]
+    assert message.startswith("Done"), message  # no note before it (e.g. about the level)
+    assert "frame 40 (3.20 s)" in message  # the default interruption time, oracle onset
+    fed = Path(unquote(next(link for link in links if link.endswith("/input.wav")).split("file=", 1)[1]))
+    heard = load_audio(fed)  # the server is this process: the input as fed to the model, on disk
+    line = next(x for x in message.splitlines() if x.startswith("Input: "))
+    assert line.startswith(f"Input: audio.wav, {len(heard) / 24_000:.2f} s at ") and len(heard) >= 4 * 24_000, line
+    for name in ("unsteered", "steered"):
+        assert state[f"waveform_{name}"] and state[f"audio_{name}"].endswith(f"{name}.wav")
+    # the speech file, not the fake device's beep or silence: the envelope matches the looped file somewhere
+    got, source = rms_per_frame(heard, 480), rms_per_frame(load_audio(microphone_speech), 480)
+    looped = np.concatenate([source, source, source])
+    best = max(np.corrcoef(got, looped[k : k + len(got)])[0, 1] for k in range(len(source)))
+    assert best > 0.8, f"the recording does not follow the microphone file (best envelope correlation {best:.2f})"
