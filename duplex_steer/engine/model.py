@@ -67,6 +67,9 @@ class DuplexModel(nn.Module):
         self._depth_weights: dict[str, Any] | None = None
         self.current_frames: range = range(0)
         self.note: str | None = None  # one line every report prints with this model (e.g. the organism's caveat)
+        # PersonaPlex's voice and role prompts by default: PersonaPlex-shaped (user heads) checkpoints; a model
+        # with user heads but another vocabulary (the organism) sets it False
+        self.persona_prompts: bool = spec.has_user_heads
         # the model's own steering settings {"layer", "alpha", "span"} (the organism's); None: the paper's rule
         # scaled to depth (duplex_steer.steering.defaults)
         self.steering_defaults: dict[str, float] | None = None

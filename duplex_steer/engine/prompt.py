@@ -253,11 +253,12 @@ def build_prompt(model: DuplexModel, voice: str | None = None, text_prompt: str 
     """The prompt a command runs `model` with.
 
     voice: a name in the checkpoint's voices (voices.tgz), a `.pt` voice file or a recording;
-    text_prompt: the role. None means the model's default: PersonaPlex-shaped models (user heads)
-    get PersonaPlex's default voice (when the checkpoint ships voices) and role, others nothing;
+    text_prompt: the role. None means the model's default: PersonaPlex-shaped models (user heads,
+    `model.persona_prompts`) get PersonaPlex's default voice (when the checkpoint ships voices) and role,
+    others nothing;
     "none" leaves that part out.
     """
-    personaplex = model.spec.has_user_heads
+    personaplex = model.persona_prompts
     check_voice_arg(voice)
     voices_dir = None
     if voice is None and personaplex:
