@@ -45,6 +45,8 @@ class TaggerShape:
     channels: int = 256
     kernel: int = 2
     dilations: tuple[int, ...] = (1, 2, 4)
+    cepstra: int = 0  # > 0: each column enters as its first cepstral coefficients 1..cepstra (a smoothed
+    # spectral envelope: pitch harmonics, which differ from voice to voice, are smoothed away) plus its level
 
     @property
     def receptive_frames(self) -> int:
@@ -63,19 +65,23 @@ class FrameTagger(nn.Module):
     def __init__(self, n_mels: int, classes: int, columns_per_frame: int, shape: TaggerShape = TaggerShape()):
         super().__init__()
         self.shape, self.columns_per_frame = shape, columns_per_frame
-        self.register_buffer("input_mean", torch.zeros(n_mels + 1, 1))
-        self.register_buffer("input_std", torch.ones(n_mels + 1, 1))
+        width = (shape.cepstra or n_mels) + 1
+        self.register_buffer("input_mean", torch.zeros(width, 1))
+        self.register_buffer("input_std", torch.ones(width, 1))
+        self.register_buffer("dct", _dct_rows(n_mels, shape.cepstra) if shape.cepstra else torch.zeros(0),
+                             persistent=False)
         c = shape.channels
-        self.frame_in = nn.Linear((n_mels + 1) * columns_per_frame, c)
+        self.frame_in = nn.Linear(width * columns_per_frame, c)
         self.convs = nn.ModuleList(nn.Conv1d(c, c, shape.kernel, dilation=d) for d in shape.dilations)
         self.dropout = nn.Dropout(0.1)
         self.head = nn.Linear(c, classes)
 
-    @staticmethod
-    def inputs(logmel: torch.Tensor) -> torch.Tensor:
-        """[B, n_mels, C] log-mel -> [B, n_mels + 1, C]: shape (mean over mels removed) and level."""
+    def inputs(self, logmel: torch.Tensor) -> torch.Tensor:
+        """[B, n_mels, C] log-mel -> [B, width, C]: the spectral shape (mean over mels removed, or cepstral
+        coefficients 1..cepstra) and the level (mean over mels)."""
         level = logmel.mean(1, keepdim=True)
-        return torch.cat([logmel - level, level], 1)
+        shape = torch.einsum("km,bmc->bkc", self.dct, logmel) if self.shape.cepstra else logmel - level
+        return torch.cat([shape, level], 1)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = (self.inputs(logmel) - self.input_mean) / self.input_std  # [B, n_mels + 1, C]
@@ -86,6 +92,13 @@ class FrameTagger(nn.Module):
             reach = (conv.kernel_size[0] - 1) * conv.dilation[0]
             h = h + self.dropout(nn.functional.gelu(conv(nn.functional.pad(h, (reach, 0)))))
         return self.head(h.transpose(1, 2))
+
+
+def _dct_rows(n: int, k: int) -> torch.Tensor:
+    """DCT-II rows 1..k (row 0, the level, is left out) of length n, orthonormal."""
+    m = torch.arange(n, dtype=torch.float64)
+    rows = torch.stack([torch.cos(torch.pi * q * (m + 0.5) / n) for q in range(1, k + 1)]) * (2.0 / n) ** 0.5
+    return rows.float()
 
 
 class TagCodec:
