@@ -14,7 +14,7 @@ from duplex_steer.organism.world import EXTRA_FACTS, MONOLOGUE_TEMPLATES, World
 from zbb import load_items
 from zbb.scoring import stance
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not on PATH")
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite not on PATH")
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +42,24 @@ def test_monologues_hold_no_yes_no_cue(world: World) -> None:
 
 @pytest.fixture(scope="module")
 def generator(world: World):
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not on PATH")
-    from duplex_steer.engine.mel_codec import MelCodec
+    if shutil.which("flite") is None:
+        pytest.skip("flite not on PATH")
+    from duplex_steer.engine.tag_codec import SILENCE, FrameTagger, TagCodec
     from duplex_steer.organism.episodes import EpisodeConfig, EpisodeGenerator
     from duplex_steer.organism.speech import SpeechBank
 
-    bank = SpeechBank()
-    waves = [bank.user_audio(f"Tell me about {t}.")[0] for t in world.topics[:4]]
-    waves += [bank.model_word_audio(w) for w in world.model_words[:20]]
-    bank.codec = MelCodec.fit(waves, card=16, iters=5)
-    config = EpisodeConfig(zero_buffer_rate=0.2, buffered_rate=0.3)
+    torch.manual_seed(0)
+    labels = [SILENCE] + [f"w{i}" for i in range(15)]
+    tagger = FrameTagger(48, len(labels), 8)
+    for p in tagger.parameters():  # random, but its tags vary with the audio
+        p.data.normal_(0, 0.2)
+    codec = TagCodec(tagger, labels, torch.randn(len(labels), 384), torch.randn(7, 16, 384))
+    bank = SpeechBank(codec, voices=("flite:kal", "flite:slt"), model_voice="flite:kal")
+    config = EpisodeConfig(zero_buffer_rate=0.2, buffered_rate=0.3, variants=4)
     return EpisodeGenerator(world, bank, config, seed=0)
 
 
-@needs_espeak
+@needs_flite
 def test_episodes_follow_the_rules(generator, world: World) -> None:
     tok = world.tokenizer()
     episodes = [generator.episode() for _ in range(40)]
@@ -67,7 +70,7 @@ def test_episodes_follow_the_rules(generator, world: World) -> None:
         for ev in ep.events:
             if ev["what"] in ("buffered", "zero_buffer"):  # interruptions: training-only subjects only
                 assert not ev["in_zbb"]
-            if ev["what"] in ("silent", "buffered", "zero_buffer"):
+            if ev["what"] in ("silent", "buffered", "zero_buffer", "followup"):
                 words = [tok.id_to_piece(int(t))[1:] for t in ep.codes[0, ev["end"] :] if int(t) != PAD]
                 assert words[:2] == ["yes" if ev["truth"] else "no", ev["subject"]]
             if ev["what"] in ("buffered", "zero_buffer"):  # the model is quiet from its stop frame on
@@ -75,16 +78,17 @@ def test_episodes_follow_the_rules(generator, world: World) -> None:
                 assert (ep.codes[0, stop : ev["end"]] == PAD).all()
 
 
-@needs_espeak
+@needs_flite
 def test_episode_codes_equal_encoding_the_rendered_user_audio(generator) -> None:
     """Per-utterance code assembly gives what the codec gives on the whole user waveform."""
     ep = generator.episode("buffered")
     bank = generator.bank
     wav = np.zeros(generator.config.frames * FRAME_SAMPLES, np.float32)
     for ev in ep.events:
-        audio, _ = bank.user_audio(ev["text"])
+        audio = bank.user_variant(ev["text"], ev["variant"]).audio
         at = ev["start"] * FRAME_SAMPLES
         wav[at : at + len(audio)] = audio[: len(wav) - at]
+    assert len(ep.events) >= 3
     assert torch.equal(bank.codec.encode(wav[None])[0], ep.codes[9:])
 
 
@@ -108,6 +112,10 @@ def test_committed_organism_loads_offline_and_says_what_it_is(organism) -> None:
     assert organism.source == "organism" and not organism.is_random
     assert "toy world" in organism.label
     assert organism.codec.num_codebooks == 8 and organism.codec.frame_samples == FRAME_SAMPLES
+    assert organism.spec.has_user_heads and organism.spec.dep_q == 16
+    from duplex_steer.engine.tag_codec import TagCodec
+
+    assert isinstance(organism.codec, TagCodec) and organism.codec.card <= organism.spec.card
     assert sum(p.numel() for p in organism.hf.decoder.parameters()) > 1e6
 
 
@@ -123,8 +131,8 @@ def test_organism_talks_after_tell_me_about(organism) -> None:
 
 def test_training_lowers_the_loss(world: World) -> None:
     """A few steps on a fixed batch of the real objective lower it (the training loop's machinery)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng not on PATH")
+    if shutil.which("flite") is None:
+        pytest.skip("flite not on PATH")
     from duplex_steer.organism.checkpoint import new_model, trainable_parameters
     from duplex_steer.organism.train import loss_terms
 
@@ -132,7 +140,7 @@ def test_training_lowers_the_loss(world: World) -> None:
     from duplex_steer.organism.episodes import EpisodeConfig, EpisodeGenerator
     from duplex_steer.organism.speech import SpeechBank
 
-    bank = SpeechBank(codec=organism_codec)
+    bank = SpeechBank(codec=organism_codec, voices=("flite:kal",))
     gen = EpisodeGenerator(world, bank, EpisodeConfig(frames=96, monologue_frames=(20, 30)), seed=0)
     codes = gen.batch(2)
     torch.manual_seed(0)
@@ -142,12 +150,13 @@ def test_training_lowers_the_loss(world: World) -> None:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=3e-3)
     losses = []
+    assert model.spec.has_user_heads
     for _ in range(6):
-        text, audio = loss_terms(model, codes)
+        text, audio, user = loss_terms(model, codes)
         opt.zero_grad()
-        (text + audio).backward()
+        (text + audio + user).backward()
         opt.step()
-        losses.append(float((text + audio).detach()))
+        losses.append(float((text + audio + user).detach()))
     assert losses[-1] < 0.7 * losses[0]
     with torch.no_grad():  # the no-grad path agrees with the training path after updates
         model._depth_weights = None

@@ -22,6 +22,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .episodes import EpisodeConfig
     from .train import TrainConfig, train
 
+    if args.codec_from is not None:  # a wrong folder fails now, not after the speech is rendered
+        from ..engine.tag_codec import TagCodec
+
+        TagCodec.load(args.codec_from)
     episodes = EpisodeConfig()
     if args.zero_buffer_rate is not None:
         episodes.zero_buffer_rate = args.zero_buffer_rate
@@ -30,17 +34,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.steps = args.steps
     if args.batch_size is not None:
         config.batch_size = args.batch_size
-    record = train(config, args.out)
+    if args.quick:
+        config.steps, config.batch_size, config.hearing.epochs = 20, 4, 1
+    record = train(config, args.out, codec_from=args.codec_from)
     last = record["history"][-1]
     print(f"trained in {record['wall_s']:.0f} s (set-up {record['setup_s']:.0f} s); final text loss "
-          f"{last['text']:.3f}, audio loss {last['audio']:.3f}")
+          f"{last['text']:.3f}, audio loss {last['audio']:.3f}, user loss {last['user']:.3f}")
     print(f"wrote {args.out} (load it with duplex_steer.load({args.out!r})); loss curve {args.out}/loss.png")
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train-organism", help="train the CPU model organism (about 10 minutes on 2 cores)")
+    p = sub.add_parser("train-organism", help="train the CPU model organism (under an hour on 2 cores)")
     p.add_argument("--out", default="runs/organism", help="checkpoint folder to write")
+    p.add_argument("--codec-from", default=None, metavar="FOLDER",
+                   help="reuse the tag codec of this organism folder instead of fitting one (seeds share it)")
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny run (20 steps, 1 codec epoch) that checks the pipeline, not a usable model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="training steps (default: TrainConfig.steps)")
     p.add_argument("--batch-size", type=int, default=None)

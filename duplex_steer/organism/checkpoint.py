@@ -2,7 +2,7 @@
 
 A folder holds `config.json` (the kyutai-style architecture + provenance), `model.safetensors` (the
 temporal transformer, depformer and embeddings, float16), `pieces.json` (the word vocabulary),
-`codec.json` + `codec.safetensors` (the mel codec) and `training.json`. The committed default lives
+`codec.json` + `codec.safetensors` (the tag codec, `engine/tag_codec.py`) and `training.json`. The committed default lives
 in `duplex_steer/organism/weights/` and loads with `duplex_steer.load("organism")`; any folder
 written by `duplex-steer train-organism` loads with `duplex_steer.load(FOLDER)`.
 """
@@ -18,6 +18,7 @@ from ..engine.build import build_hf_model, init_random_weights
 from ..engine.mel_codec import MelCodec
 from ..engine.model import DuplexModel
 from ..engine.spec import ModelSpec, tiny_mimi_config
+from ..engine.tag_codec import TagCodec, load_small_codec
 from ..engine.text import PieceTokenizer
 from .settings import ORGANISM_NOTE, STEERING_DEFAULTS, organism_spec
 
@@ -34,7 +35,7 @@ def is_organism_folder(folder: Path) -> bool:
         return False
 
 
-def _assemble(spec: ModelSpec, codec: MelCodec, tokenizer: PieceTokenizer, seed: int, source: str,
+def _assemble(spec: ModelSpec, codec: MelCodec | TagCodec, tokenizer: PieceTokenizer, seed: int, source: str,
               checkpoint_id: str) -> DuplexModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -44,14 +45,17 @@ def _assemble(spec: ModelSpec, codec: MelCodec, tokenizer: PieceTokenizer, seed:
     init_random_weights(hf.depth_decoder, seed + 2)
     model = DuplexModel(hf, spec, codec, tokenizer, source=source, is_random=False, checkpoint_id=checkpoint_id)
     model.note = ORGANISM_NOTE
+    model.persona_prompts = False  # user heads, but a toy vocabulary: PersonaPlex's prompts mean nothing to it
     model.steering_defaults = dict(STEERING_DEFAULTS)
     return model
 
 
-def new_model(world, codec: MelCodec, seed: int = 0) -> DuplexModel:
+def new_model(world, codec: MelCodec | TagCodec, seed: int = 0, user_heads: bool = True) -> DuplexModel:
     """An untrained organism (seeded init) with the world's vocabulary and the given codec."""
     tok = world.tokenizer()
-    return _assemble(organism_spec(len(tok.pieces)), codec, tok, seed, "organism", f"organism:seed{seed}")
+    card = 1 << (codec.card - 1).bit_length()  # transformers' Mimi config wants a power of two
+    spec = organism_spec(len(tok.pieces), card=card, dep_q=16 if user_heads else 8)
+    return _assemble(spec, codec, tok, seed, "organism", f"organism:seed{seed}")
 
 
 def trainable_parameters(model: DuplexModel) -> list[torch.nn.Parameter]:
@@ -89,7 +93,7 @@ def load_organism(folder: str | Path = WEIGHTS_DIR, device: torch.device | str =
     cfg = json.loads((folder / "config.json").read_text())
     try:
         spec = ModelSpec.from_kyutai(cfg["spec"])
-        codec = MelCodec.load(folder)
+        codec = load_small_codec(folder)
         tok = PieceTokenizer.load(folder / "pieces.json")
         state = load_file(str(folder / "model.safetensors"))
     except Exception as exc:

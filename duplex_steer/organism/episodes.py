@@ -12,8 +12,10 @@ then one of:
 - `none`: silence.
 Interruptions (buffered and zero-buffer) never use a ZBB fact pair: about a ZBB subject they ask
 its second truth or a description that is not one of its ZBB items. The answer is "yes <subject>" or
-"no <subject>". Every user utterance comes in `EpisodeConfig.variants` acoustic variants (see
-`speech.SpeechBank.user`), so the model cannot key on one exact code sequence per word.
+"no <subject>". After an answer, while the episode has room, the user may ask follow-up questions while
+the model is silent (`followup_rate`): more facts per episode. Every user utterance comes in
+`EpisodeConfig.variants` acoustic variants (the training voices, clean and augmented: see
+`speech.SpeechBank.user`), so the model hears words, not one code sequence per word.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..engine.tag_codec import CONTEXT_FRAMES
 from ..engine.text import PAD
 from .speech import SpeechBank
 from .world import BACKCHANNELS, BUFFER, World
@@ -46,7 +49,8 @@ class EpisodeConfig:
     quiet_frames: tuple[int, int] = (3, 18)  # pause before a silent question
     interrupt_after: tuple[int, int] = (6, 40)  # monologue frames spoken before an interruption
     zbb_subject_rate: float = 0.6  # questions about a ZBB subject (the rest: training-only subjects)
-    variants: int = 1  # acoustic variants of every user utterance (1: the benchmark rendering only)
+    variants: int = 18  # acoustic variants of every user utterance (6 training voices x clean + 2 augmented)
+    followup_rate: float = 0.7  # chance of another silent question after each answer, while there is room
 
     def kind_probabilities(self) -> dict[str, float]:
         p = {"zero_buffer": self.zero_buffer_rate, "buffered": self.buffered_rate, "retopic": self.retopic_rate,
@@ -127,8 +131,9 @@ class EpisodeGenerator:
         def put_user(utt, start: int, what: str, **info) -> int:
             end = min(T, start + utt.frames)
             user[:, start:end] = utt.codes[:, : end - start]
-            user_busy[max(0, start - 1) : start + utt.frames + 1] = True
-            events.append({"what": what, "start": start, "end": start + utt.frames - 1, "text": utt.text, **info})
+            user_busy[max(0, start - CONTEXT_FRAMES) : start + utt.frames + CONTEXT_FRAMES] = True
+            events.append({"what": what, "start": start, "end": start + utt.frames - 1, "text": utt.text,
+                           "variant": utt.variant, **info})
             return start + utt.frames - 1  # the post-frame is silence again
 
         def say(words: list[str], start: int, stop: int | None = None) -> int:
@@ -162,7 +167,7 @@ class EpisodeGenerator:
         end = say(words, start, stop)
         # stray words while the model talks (never overlapping another user utterance)
         pos = start + int(rng.exponential(c.stray_every))
-        limit = question[1] - 2 if question else end
+        limit = (question[1] if question else end) - CONTEXT_FRAMES  # codes stay those of the utterance alone
         while pos < limit:
             utt = self._user(self._stray_text())
             if not user_busy[pos : pos + utt.frames + 1].any() and pos + utt.frames < limit:
@@ -177,7 +182,16 @@ class EpisodeGenerator:
             if onset + utt.frames + 8 < T:
                 q_end = put_user(utt, onset, kind, subject=fact.subject, truth=fact.truth, in_zbb=fact.in_zbb,
                                  model_stopped=stop)
-                say(fact.answer, q_end + int(rng.integers(*c.reaction_frames, endpoint=True)))
+                end = say(fact.answer, q_end + int(rng.integers(*c.reaction_frames, endpoint=True)))
+                while rng.random() < c.followup_rate:  # follow-up questions while the model is silent
+                    fact = self._question_fact(interruption=False)
+                    utt = self._user(fact.question)
+                    onset = end + int(rng.integers(*c.quiet_frames, endpoint=True))
+                    if onset + utt.frames + 8 >= T:
+                        break
+                    q_end = put_user(utt, onset, "followup", subject=fact.subject, truth=fact.truth,
+                                     in_zbb=fact.in_zbb)
+                    end = say(fact.answer, q_end + int(rng.integers(*c.reaction_frames, endpoint=True)))
         elif kind == "retopic":
             onset = end + int(rng.integers(*c.quiet_frames, endpoint=True))
             topic2 = self.world.topics[rng.integers(len(self.world.topics))]

@@ -1,8 +1,10 @@
 """The organism's turn-by-turn dialogue set (audio_fixtures/organism_dialogues), for fitting vectors.
 
 Same format and loader as the general dialogue set (`duplex_steer.speech.dialogues`), with turns the
-organism understands and long gaps in which it talks or answers. Rebuild with
-`python -m duplex_steer.organism.fixtures` (deterministic: same espeak-ng and libvorbis, same bytes).
+organism understands and long gaps in which it talks or answers, spoken by a training voice
+(`DIALOGUE_VOICE`): the held-out engine family (espeak-ng) stays out of everything fitted, vectors
+included. Rebuild with `python -m duplex_steer.organism.fixtures` (deterministic: same flite and
+libvorbis, same bytes).
 """
 
 from __future__ import annotations
@@ -14,16 +16,24 @@ from .episodes import dialogue_turns
 from .world import World
 
 ORGANISM_DIALOGUES_DIR = FIXTURES_DIR / "organism_dialogues"
-# An interruption the organism can miss: a ZBB context, then a ZBB query at 3.12 s, while it talks.
+# An interruption the organism can miss: a ZBB context, then a ZBB query at 3.12 s, while it talks; spoken by
+# the held-out engine (festival), so the example shows what the organism does with a voice it never heard.
 ORGANISM_EXAMPLE = FIXTURES_DIR / "organism_interruption.flac"
+DIALOGUE_VOICE = ("flite", "slt")  # a training voice of the organism (engine, voice)
 GAP_S = 9.0  # longer than the longest monologue (110 frames = 8.8 s), so turns rarely overlap it
 
 
+def held_out_rendering() -> Path:
+    """The ZBB rendering by the engine the organism never heard (festival, HTS voice slt)."""
+    from ..speech.zbb_audio import default_audio_dir
+
+    return default_audio_dir().parent / "renderings" / "festival-slt-hts"
+
+
 def build_example(path: str | Path = ORGANISM_EXAMPLE, item_id: str = "penguins-false",
-                  onset_frame: int = 39, tail_s: float = 3.0) -> dict:
-    """The organism's interruption recording, assembled from the committed ZBB audio and stored
-    losslessly (FLAC): the organism only recognizes words in the exact rendering it was trained on, and
-    re-encoding the whole recording as OGG would change the query's codes (see the model card)."""
+                  onset_frame: int = 39, tail_s: float = 3.0, audio_dir: str | Path | None = None) -> dict:
+    """The organism's interruption recording, assembled from a ZBB rendering (default: the held-out
+    engine's, `held_out_rendering()`) and stored losslessly (FLAC)."""
     import hashlib
     import json
 
@@ -33,8 +43,9 @@ def build_example(path: str | Path = ORGANISM_EXAMPLE, item_id: str = "penguins-
     from ..audio import FRAME_SAMPLES, SAMPLE_RATE
     from ..speech.zbb_audio import load_context_audio, load_query_audio, read_items
 
+    audio_dir = Path(audio_dir) if audio_dir is not None else held_out_rendering()
     item = {it["id"]: it for it in read_items()}[item_id]
-    context, query = load_context_audio(None, item["context"]), load_query_audio(None, item_id)
+    context, query = load_context_audio(audio_dir, item["context"]), load_query_audio(audio_dir, item_id)
     at = onset_frame * FRAME_SAMPLES
     wav = np.zeros(at + len(query) + int(tail_s * SAMPLE_RATE), np.float32)
     wav[: len(context)] = context
@@ -43,6 +54,7 @@ def build_example(path: str | Path = ORGANISM_EXAMPLE, item_id: str = "penguins-
     sf.write(path, wav, SAMPLE_RATE, format="FLAC", subtype="PCM_24")
     info = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "duration_s": round(len(wav) / SAMPLE_RATE, 3), "zbb_item": item_id,
+            "rendering": json.loads((audio_dir / "manifest.json").read_text()).get("tts_settings"),
             "turns": [{"role": "question", "text": item["context"], "start_s": 0.0,
                        "end_s": round(len(context) / SAMPLE_RATE, 3)},
                       {"role": "interruption", "text": item["text"], "start_s": at / SAMPLE_RATE,
@@ -54,7 +66,10 @@ def build_example(path: str | Path = ORGANISM_EXAMPLE, item_id: str = "penguins-
 
 def build(out_dir: str | Path = ORGANISM_DIALOGUES_DIR) -> dict:
     build_example()
-    return build_dialogues(out_dir, dialogues=dialogue_turns(World.load()), gap_s=GAP_S)
+    from ..speech import get_tts
+
+    tts = get_tts(DIALOGUE_VOICE[0], voice=DIALOGUE_VOICE[1])
+    return build_dialogues(out_dir, tts=tts, dialogues=dialogue_turns(World.load()), gap_s=GAP_S)
 
 
 def load_organism_dialogues():

@@ -15,11 +15,13 @@ ORGANISM_NOTE = ("organism: a 1.9M-parameter model trained on CPU on a synthetic
                  "at small scale, never figures about Moshi or PersonaPlex")
 
 
-def organism_spec(text_card: int) -> ModelSpec:
-    """The organism's architecture: Moshi's, small (6 layers x 128, depformer 1 x 64, 64-code audio)."""
-    return ModelSpec(dim=128, num_heads=4, num_layers=6, text_card=text_card, card=64, context=256,
+def organism_spec(text_card: int, card: int = 64, dep_q: int = 16) -> ModelSpec:
+    """The organism's architecture: Moshi's, small (6 layers x 128, depformer 1 x 64), with `card` audio
+    codes and, at `dep_q=16`, user-stream heads (the depformer also predicts the user's 8 codebooks, as
+    PersonaPlex's does)."""
+    return ModelSpec(dim=128, num_heads=4, num_layers=6, text_card=text_card, card=card, context=256,
                      depformer_dim=64, depformer_num_heads=2, depformer_num_layers=1,
-                     depformer_dim_feedforward=256)
+                     depformer_dim_feedforward=256, dep_q=dep_q)
 
 
 __all__ = ["ORGANISM_NOTE", "STEERING_DEFAULTS", "organism_spec"]

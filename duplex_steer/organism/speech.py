@@ -1,79 +1,89 @@
-"""Speech for the organism: every utterance and word synthesized once, encoded once, reused as codes.
+"""Speech for the organism: every sentence rendered once per training voice, encoded once per variant.
 
-The user's voice is the toolkit's default TTS (espeak-ng, one word at a time: the voice every ZBB
-recording is made with) passed through the same OGG Vorbis round trip as the committed benchmark
-audio, so a ZBB query in training and in the benchmark gives the same codes. The organism's own voice
-is espeak-ng at a lower pitch; each of its words starts on a frame boundary.
+The user speaks whole sentences in the training voices (`hearing.TRAINING_VOICES`; the espeak-ng
+family is held out), each in `1 + augmentations` variants: variant v is voice v % voices, clean for
+v < voices, else a seeded augmentation (speed, gain, noise, room) of that rendering. The organism's own
+voice is `hearing.MODEL_VOICE`, word by word, each word starting on a frame boundary.
 
-Codes can be assembled per utterance because `MelCodec` reads only a frame and the one before it:
-an utterance that starts on a frame boundary after at least one silent frame has the codes it has
-alone. Each utterance's codes include the one frame after it (where its tail is still heard).
+Codes can be assembled per utterance because the codec reads at most `CONTEXT_FRAMES` frames back: an
+utterance after that many silent frames has the codes it has alone (checked in the tests). Each
+utterance's codes include the one frame after it (where its tail is still heard).
 """
 
 from __future__ import annotations
 
-import io
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE
-from ..speech.tts import EspeakTTS, default_tts, trim_silence
-
-MODEL_VOICE = {"voice": "en-us", "rate_wpm": 200, "pitch": 25}
+from ..speech.aligned import AlignedUtterance, render_corpus
+from ..speech.augment import augment_utterance, draw_augmentation
+from .hearing import MODEL_VOICE, TRAINING_VOICES
 
 
 @dataclass
 class Utterance:
-    """Codes [8, frames] of one utterance (its post-frame included) and its words' start frames."""
+    """Codes [8, frames] of one utterance (its post-frame included), its words' start frames, and which
+    variant of the user's speech it is (-1: the organism's own voice)."""
 
     text: str
     codes: torch.Tensor
     word_frames: list[int]
+    variant: int = -1
 
     @property
     def frames(self) -> int:
         return self.codes.shape[1]
 
 
-def ogg_round_trip(wav: np.ndarray) -> np.ndarray:
-    """What the committed OGG recordings hold: encode with the toolkit's OGG writer, decode again."""
-    import soundfile as sf
-
-    from ..speech.dialogues import encode_ogg
-
-    data, sr = sf.read(io.BytesIO(encode_ogg(wav)), dtype="float32")
-    return data[: len(wav)] if sr == SAMPLE_RATE else data
-
-
 class SpeechBank:
-    """Synthesizes (cached per word) and encodes (cached per utterance) the organism's speech."""
+    """Renders (`render`, in worker processes) and encodes (cached per variant) the organism's speech."""
 
-    def __init__(self, codec=None, user_tts: EspeakTTS | None = None, model_tts: EspeakTTS | None = None):
-        self.codec = codec
-        self.user_tts = user_tts or default_tts()
-        self.model_tts = model_tts or EspeakTTS(**MODEL_VOICE)
-        self._words: dict[tuple[str, str], np.ndarray] = {}
-        self._utterances: dict[tuple[str, str], Utterance] = {}
+    def __init__(self, codec=None, voices: Sequence[str] = TRAINING_VOICES, model_voice: str = MODEL_VOICE,
+                 seed: int = 0):
+        self.codec, self.voices, self.model_voice, self.seed = codec, tuple(voices), model_voice, seed
+        self.renderings: dict[tuple[str, str], AlignedUtterance | None] = {}
+        self._utterances: dict[tuple, Utterance] = {}
 
     # --- audio ------------------------------------------------------------------------------------
-    def word_audio(self, word: str, voice: str = "user") -> np.ndarray:
-        key = (voice, word)
-        if key not in self._words:
-            tts = self.user_tts if voice == "user" else self.model_tts
-            self._words[key] = trim_silence(tts.speak_untrimmed(word))
-        return self._words[key]
+    def render(self, user_texts: Sequence[str], model_words: Sequence[str], workers: int = 2,
+               progress: bool = True) -> None:
+        """Render every user text in every voice and every model word in the model's voice (once)."""
+        todo = [t for t in dict.fromkeys(user_texts) if any((v, t) not in self.renderings for v in self.voices)]
+        if todo:
+            self.renderings.update(render_corpus(self.voices, todo, workers=workers, progress=progress))
+        words = [w for w in dict.fromkeys(model_words) if (self.model_voice, w) not in self.renderings]
+        if words:
+            self.renderings.update(render_corpus([self.model_voice], words, workers=workers, progress=progress))
 
-    def user_audio(self, text: str, round_trip: bool = True) -> tuple[np.ndarray, list[int]]:
-        """The user's waveform for `text` (identical to `default_tts().synthesize`, OGG round-tripped)
-        and the sample where each word starts."""
-        wav, starts = self.user_tts.join_words(text, lambda word: self.word_audio(word, "user"))
-        return (ogg_round_trip(wav) if round_trip else wav), starts
+    def rendering(self, text: str, voice: str) -> AlignedUtterance:
+        """`text` as rendered in `voice`, or in the next voice that has it (an engine whose word timings
+        could not be aligned for a sentence skips it); rendered now if `render` did not."""
+        order = [voice] + [v for v in self.voices if v != voice]
+        for v in order:
+            if (v, text) not in self.renderings:  # not rendered ahead (`render`): render it now
+                self.renderings.update(render_corpus([v], [text], workers=1, progress=False))
+                self.renderings.setdefault((v, text), None)  # could not be aligned: never retried
+            utt = self.renderings.get((v, text))
+            if utt is not None:
+                return utt
+        raise KeyError(f"{text!r} could not be rendered in any of {order}")
+
+    def user_variant(self, text: str, variant: int) -> AlignedUtterance:
+        """Variant `variant` of the user saying `text` (see the module docstring)."""
+        utt = self.rendering(text, self.voices[variant % len(self.voices)])
+        if variant < len(self.voices):
+            return utt
+        rng = np.random.default_rng([self.seed, variant, zlib.crc32(text.encode())])
+        return augment_utterance(utt, draw_augmentation(rng))
 
     def model_word_audio(self, word: str) -> np.ndarray:
         """The organism's voice for one word, zero-padded to whole frames."""
-        audio = self.word_audio(word, "model")
+        audio = self.rendering(word, self.model_voice).audio
         return np.pad(audio, (0, -len(audio) % FRAME_SAMPLES))
 
     # --- codes ------------------------------------------------------------------------------------
@@ -82,19 +92,12 @@ class SpeechBank:
         return self.codec.encode(padded[None])[0]
 
     def user(self, text: str, variant: int = 0) -> Utterance:
-        """The user saying `text`. Variant 0 is the benchmark's rendering; variant v > 0 is the same
-        speech with a seeded gain change (+-4 dB) and 0-10 ms of extra lead-in silence, OGG round-tripped
-        on its own: acoustically the same words, different codes."""
+        """The user saying `text`, variant `variant`; word start frames from the engine's timings."""
         key = ("user", text, variant)
         if key not in self._utterances:
-            wav, starts = self.user_audio(text)
-            if variant:
-                rng = np.random.default_rng([variant, len(text), sum(map(ord, text))])
-                shift = int(rng.integers(0, 241))
-                raw, _ = self.user_audio(text, round_trip=False)
-                raw = np.concatenate([np.zeros(shift, np.float32), raw * 10 ** (rng.uniform(-4, 4) / 20)])
-                wav, starts = ogg_round_trip(raw), [s + shift for s in starts]
-            self._utterances[key] = Utterance(text, self._encode(wav), [s // FRAME_SAMPLES for s in starts])
+            utt = self.user_variant(text, variant)
+            starts = [int(s * SAMPLE_RATE) // FRAME_SAMPLES for s, _ in utt.spans_s]
+            self._utterances[key] = Utterance(text, self._encode(utt.audio), starts, variant)
         return self._utterances[key]
 
     def model_word(self, word: str) -> Utterance:

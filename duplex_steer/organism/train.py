@@ -1,12 +1,14 @@
-"""Train the organism on CPU: speech bank -> mel codec -> episodes -> teacher-forced Moshi modules.
+"""Train the organism on CPU: speech (many voices) -> tag codec -> episodes -> teacher-forced Moshi modules.
 
-    duplex-steer train-organism --seed 0 --out runs/organism-seed0     # about 10 minutes on 2 cores
+    duplex-steer train-organism --seed 0 --out runs/organism-seed0
 
-Everything is seeded: the codec is fitted with seed 0 (shared by every training seed, so seeds
-differ only in the model), the episodes and the weights with `--seed`. The loss is the reference's
-teacher-forced objective: cross-entropy on the model's next text token (padding weighted 0.5)
-plus the mean cross-entropy over its 8 audio codebooks. Writes the checkpoint folder (see
-`checkpoint.py`), `training.json` (settings, loss history, wall time) and `loss.png`.
+Everything is seeded. The tag codec (`hearing.py`) is fitted with seed 0 and can be shared by every
+training seed (`codec_from`), so seeds differ only in the model. The loss is the reference's
+teacher-forced objective: cross-entropy on the model's next text token (padding weighted 0.5), plus
+the mean cross-entropy over the model's 8 audio codebooks, plus `user_weight` x the mean over the user's
+8 codebooks, predicted by the user-stream heads (depformer steps 8-15, as PersonaPlex has them). Writes
+the checkpoint folder (see `checkpoint.py`), `training.json` (settings, losses, the codec's tagging
+accuracy on training and held-out speech, wall time) and `loss.png`.
 """
 
 from __future__ import annotations
@@ -20,63 +22,103 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine.mel_codec import MelCodec
 from ..engine.text import PAD
 from .episodes import EpisodeConfig, EpisodeGenerator
+from .hearing import HearingConfig, examples, fit_tag_codec, hearing_texts, tagging_accuracy, user_texts
 from .speech import SpeechBank
-from .world import BACKCHANNELS, BUFFER, World
+from .world import World
 
 CODEC_SEED = 0
+HELD_OUT_CHECK_VOICES = ("festival:slt-hts", "festival:kal")  # the tag codec's accuracy is reported on them
 
 
 @dataclass
 class TrainConfig:
     seed: int = 0
-    steps: int = 700
+    steps: int = 1400
     batch_size: int = 12
     lr: float = 3e-3
-    warmup: int = 60
+    warmup: int = 80
     weight_decay: float = 0.01
     pad_weight: float = 0.5
-    threads: int = 2
+    user_weight: float = 0.5
+    depth_fraction: float = 0.25  # frames whose depformer predictions enter the loss (a seeded sample per batch)
+    threads: int = 1
+    workers: int = 2  # speech rendering processes
     episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
+    hearing: HearingConfig = field(default_factory=HearingConfig)
 
 
-def codec_corpus(world: World, bank: SpeechBank) -> list[np.ndarray]:
-    """The audio the codec is fitted on: every context, stray word, buffered prefix, a question per
-    subject, and every model word (three times, as the organism's own voice matters most)."""
-    waves = [bank.user_audio(f"Tell me about {t}.")[0] for t in world.topics]
-    waves += [bank.user_audio(b.capitalize() + ".")[0] for b in BACKCHANNELS]
-    for s in world.zbb_subjects + world.extra_subjects:
-        waves.append(bank.user_audio(s.capitalize() + ".")[0])
-        waves.append(bank.user_audio(world.fact(s, world.candidate_descriptions(s)[1][0]).question)[0])
-    waves += [bank.user_audio(f"{BUFFER} {world.fact(s, world.true_description[s]).question}")[0]
-              for s in world.extra_subjects[:8]]
-    return waves + [bank.model_word_audio(w) for w in world.model_words] * 3
+def loss_terms(model, codes: torch.Tensor, pad_weight: float = 0.5, depth_fraction: float = 1.0,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(text loss, model audio loss, user audio loss) of the teacher-forced pass on codes [B, 17, T]; the
+    user loss is 0 for a model without user heads.
 
-
-def build_codec(world: World, bank: SpeechBank) -> MelCodec:
-    return MelCodec.fit(codec_corpus(world, bank), card=64, stages=8, seed=CODEC_SEED)
-
-
-def loss_terms(model, codes: torch.Tensor, pad_weight: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """(text loss, audio loss) of the teacher-forced pass on codes [B, 17, T]."""
-    out = model.teacher_forced(codes)
+    The depformer (8 or 16 sequential steps per frame) costs most of a training step, so with
+    `depth_fraction` < 1 its predictions are computed at a random sample of frames only; the temporal
+    transformer and the text loss still see every frame. At 1.0 this is `model.teacher_forced`'s objective."""
+    if torch.is_grad_enabled():
+        model.forget_fused_weights()
+    B, K, T = codes.shape
+    delayed = model.delay(codes.to(model.device))
+    normed = model.final_norm(model.run_layers(model.embed(delayed[:, :, :-1]), 0))
     text_target = codes[:, 0]
     weight = torch.where(text_target == PAD, pad_weight, 1.0)
-    text = F.cross_entropy(out.text_logits.flatten(0, 1), text_target.flatten(), reduction="none")
+    text = F.cross_entropy(model.text_logits(normed).flatten(0, 1), text_target.flatten(), reduction="none")
     text = (text * weight.flatten()).sum() / weight.sum()
+    dep_q = model.spec.dep_q
+    dep_in = delayed[:, :dep_q, 1:].permute(0, 2, 1).reshape(B * T, -1)
+    index = torch.arange(B * T)
+    if depth_fraction < 1.0:
+        index = torch.randperm(B * T, generator=generator)[: max(1, int(depth_fraction * B * T))]
+    logits = model.depth_logits(normed.reshape(B * T, -1)[index], dep_in[index])  # [N, dep_q, card]
+    item, frame = index // T, index % T
     audio = []
-    for k in range(model.spec.dep_q):
+    for k in range(dep_q):  # the prediction at delayed position t is for frame t - delay
         d = model.spec.delays[k + 1]
-        T = codes.shape[2] - d
-        logits = out.audio_logits[:, k, :T]
-        audio.append(F.cross_entropy(logits.flatten(0, 1), codes[:, 1 + k, :T].flatten()))
-    return text, torch.stack(audio).mean()
+        valid = frame >= d
+        target = codes[item[valid], 1 + k, frame[valid] - d]
+        audio.append(F.cross_entropy(logits[valid, k], target))
+    n = model.spec.num_audio_codebooks
+    user = torch.stack(audio[n:]).mean() if len(audio) > n else torch.zeros(())
+    return text, torch.stack(audio[:n]).mean(), user
 
 
-def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict:
-    """Train one organism into `out_dir`; returns the training record."""
+def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | None = None,
+                   progress: bool = True) -> tuple[SpeechBank, dict]:
+    """Render the speech and fit the tag codec (or load it from `codec_from`); returns the bank and the
+    codec's record (tagging accuracy on its clean training renderings and on the held-out engine)."""
+    from ..engine.tag_codec import SILENCE, TagCodec
+    from ..speech.aligned import render_corpus
+    from ..speech.zbb_audio import read_items
+
+    bank = SpeechBank(voices=config.hearing.voices, seed=config.seed)
+    texts = hearing_texts(world)
+    bank.render(texts, world.model_words, workers=config.workers, progress=progress)
+    training = [u for (v, _), u in bank.renderings.items() if v in config.hearing.voices]
+    if codec_from is not None:
+        bank.codec = TagCodec.load(codec_from)
+        record: dict = {"codec_from": str(codec_from)}
+    else:
+        hearing = config.hearing
+        hearing.seed = CODEC_SEED
+        labels = sorted({w for u in training for w in u.words})
+        bank.codec, record = fit_tag_codec(examples(training, hearing), [SILENCE] + labels, hearing,
+                                           progress=progress)
+        record.pop("loss")
+    queries = [it["text"] for it in read_items()]
+    record["tagging_training_clean"] = tagging_accuracy(bank.codec, training[:: max(1, len(training) // 600)])
+    heard = list(render_corpus(HELD_OUT_CHECK_VOICES, queries, workers=config.workers, progress=False).values())
+    record["tagging_held_out"] = {"voices": list(HELD_OUT_CHECK_VOICES), "texts": "the 100 ZBB queries",
+                                  **tagging_accuracy(bank.codec, heard)}
+    record["user_texts"] = len(user_texts(world))
+    return bank, record
+
+
+def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
+          codec_from: str | Path | None = None) -> dict:
+    """Train one organism into `out_dir` (the tag codec fitted here, or loaded from the checkpoint
+    folder `codec_from`); returns the training record."""
     from tqdm.auto import tqdm
 
     from .checkpoint import new_model, save_checkpoint, trainable_parameters
@@ -86,8 +128,12 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     world = World.load()
-    bank = SpeechBank()
-    bank.codec = build_codec(world, bank)
+    bank, codec_record = prepare_speech(world, config, codec_from, progress)
+    bank.codec.save(out)  # now, so that other seeds can start from it (`--codec-from`) while this one trains
+    if progress:
+        print(f"tag codec: held-out ({', '.join(HELD_OUT_CHECK_VOICES)}) word accuracy "
+              f"{codec_record['tagging_held_out']['word_accuracy']:.2f}, frame accuracy "
+              f"{codec_record['tagging_held_out']['frame_accuracy']:.2f}")
     gen = EpisodeGenerator(world, bank, config.episodes, seed=config.seed)
     model = new_model(world, bank.codec, seed=config.seed)
     params = trainable_parameters(model)
@@ -103,26 +149,27 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> di
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    depth_gen = torch.Generator().manual_seed(config.seed)
     history: list[dict[str, float]] = []
     setup_s = time.perf_counter() - t0
     bar = tqdm(range(config.steps), desc=f"organism seed {config.seed}", disable=not progress)
     for step in bar:
         codes = gen.batch(config.batch_size)
-        text_loss, audio_loss = loss_terms(model, codes, config.pad_weight)
-        loss = text_loss + audio_loss
+        text_loss, audio_loss, user_loss = loss_terms(model, codes, config.pad_weight, config.depth_fraction, depth_gen)
+        loss = text_loss + audio_loss + config.user_weight * user_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        history.append({"step": step, "text": float(text_loss), "audio": float(audio_loss)})
-        bar.set_postfix(text=f"{float(text_loss):.3f}", audio=f"{float(audio_loss):.3f}")
+        history.append({"step": step, "text": float(text_loss), "audio": float(audio_loss), "user": float(user_loss)})
+        bar.set_postfix(text=f"{float(text_loss):.3f}", audio=f"{float(audio_loss):.3f}", user=f"{float(user_loss):.2f}")
     model.requires_grad_(False)
     model.eval()
     model.forget_fused_weights()
     record = {
         "config": asdict(config), "setup_s": round(setup_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
-        "torch": torch.__version__, "threads": config.threads, "history": history,
+        "torch": torch.__version__, "threads": config.threads, "codec": codec_record, "history": history,
     }
     save_checkpoint(model, out, training=record)
     plot_loss(history, out / "loss.png", title=f"organism seed {config.seed}")
@@ -137,7 +184,9 @@ def plot_loss(history: list[dict[str, float]], path: Path, title: str = "") -> N
 
     steps = [h["step"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    for key, color in (("text", "tab:blue"), ("audio", "tab:orange")):
+    for key, color in (("text", "tab:blue"), ("audio", "tab:orange"), ("user", "tab:green")):
+        if key not in history[0]:
+            continue
         vals = np.array([h[key] for h in history])
         ax.plot(steps, vals, color=color, alpha=0.25)
         k = min(25, len(vals))
