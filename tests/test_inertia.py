@@ -12,7 +12,9 @@ from duplex_steer.probes.inertia import (
     OnsetInertia,
     build_pair,
     measure_inertia,
+    onset_window,
     run_scenarios,
+    scenario_noise_key,
     summarize,
     takeover_frame,
     zbb_pairs,
@@ -89,3 +91,39 @@ def test_zbb_pairs_and_a_scenario_run(tiny):
     assert {x.condition for x in report.inertias} <= {"listening", "speaking"}
     record = report.to_json()
     assert record["definition"]["k_consecutive"] == 2 and len(record["onsets"]) == 2
+
+
+def test_onset_window_pads_outside_the_recording_with_nan():
+    values = np.arange(20, dtype=np.float32).reshape(10, 2)  # [T=10, L=2]
+    w = onset_window(values, 3, before=5, after=8)
+    assert w.shape == (14, 2)
+    assert np.isnan(w[:2]).all() and (w[2:12, 0] == values[:, 0]).all() and np.isnan(w[12:]).all()
+    assert w[5, 1] == values[3, 1]  # column `before` is the onset frame
+
+
+def test_scenario_runs_key_noise_per_pair_and_hand_each_onset_to_the_intervention(tiny):
+    """Both members of a pair share a noise key; batching does not change a sampled run; the intervention
+    gets each batch's onsets and its before_frame runs on every frame; windows are onset-aligned."""
+    from contextlib import contextmanager
+
+    rng = np.random.default_rng(1)
+    ctx, utt = (0.2 * rng.standard_normal(9600)).astype(np.float32), (0.2 * rng.standard_normal(9600)).astype(np.float32)
+    scen = build_pair(ctx, utt, "syn", gaps_s=(0.2, 1.0), lead_in_s=0.2, tail_s=0.8)
+    assert scen[0].pair_id == scen[1].pair_id == "syn"
+    assert scenario_noise_key(0, scen[0]) == scenario_noise_key(0, scen[1]) != scenario_noise_key(1, scen[0])
+    seen: list = []
+
+    @contextmanager
+    def spy(onsets):
+        seen.append(list(onsets))
+        yield lambda session, frame: seen.append((frame, session.frame))
+
+    together = run_scenarios(tiny, scen, batch_size=2, k=2, max_frames=10, seed=3, intervention=spy)
+    assert seen[0] == [scen[0].onset, scen[1].onset]
+    assert [f for f, _ in seen[1:]] == list(range(len(scen[1].wav) // FRAME_SAMPLES))
+    alone = run_scenarios(tiny, scen, batch_size=1, k=2, max_frames=10, seed=3)
+    np.testing.assert_allclose(together.windows.S_gen, alone.windows.S_gen, atol=1e-5)  # keyed: batch-independent
+    w = together.windows
+    assert w.S_gen.shape == (2, 36, tiny.num_layers) and list(w.offsets[[0, 5, -1]]) == [-5, 0, 30]
+    res = together.results[0]
+    np.testing.assert_array_equal(w.S_perc[1, 5], res.S_perc[1, scen[1].onset])

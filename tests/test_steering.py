@@ -133,3 +133,30 @@ def test_steered_tokens_equal_those_of_host_coefficients(tiny, vector):
         assert torch.equal(got.text, want.text) and torch.equal(got.audio, want.audio)
         unsteered = tiny.session(batch_size=3, **options).run(user)
         assert not torch.equal(got.audio[:2], unsteered.audio[:2])  # the steering does something
+
+
+def test_steer_at_onsets_adds_the_vector_from_each_recording_onset_on_absolute_frames(tiny, vector):
+    """After a prompt (session frames = prompt frames + recording frames) the addition starts exactly at
+    each item's onset recording frame; an item with a negative onset is never steered."""
+    from duplex_steer.engine.conversation import ConversationPrompt, converse
+    from duplex_steer.steering.steer import steer_at_onsets
+
+    rng = np.random.default_rng(3)
+    wavs = [rng.normal(0, 0.05, 24_000).astype(np.float32) for _ in range(3)]
+    prompt = ConversationPrompt(voice=(rng.normal(0, 0.05, 7_200).astype(np.float32), 24_000), silence_s=0.16,
+                                normalize_voice=False)
+    layer, alpha, span, onsets = 1, 4.0, 3, [5, 8, -1]
+    with record(tiny, [layer]) as base:
+        plain = converse(tiny, wavs, greedy=True, prompt=prompt, decode_audio=False)
+    with steer_at_onsets(tiny, Steering(vector, [layer], alpha=alpha, span=span), onsets) as before_frame, \
+            record(tiny, [layer]) as steered:
+        converse(tiny, wavs, greedy=True, prompt=prompt, decode_audio=False, before_frame=before_frame)
+    offset = plain.frame_offset
+    assert offset > 0 and steered.frames[layer] == base.frames[layer]  # absolute frames, prompt included
+    frames = base.frames[layer]
+    delta = steered.stacked(layer) - base.stacked(layer)  # [B, frames, dim]
+    for item, onset in enumerate(onsets[:2]):
+        first = frames.index(offset + onset)
+        assert delta[item, :first].abs().max() == 0, "frames before the onset must be untouched"
+        assert torch.allclose(delta[item, first], alpha * vector[layer], atol=1e-5)
+    assert delta[2].abs().max() == 0

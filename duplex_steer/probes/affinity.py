@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..audio import FRAME_RATE
-from ..engine.conversation import ConversationResult, Recording, as_waveform, converse
+from ..audio import FRAME_RATE, FRAME_SAMPLES
+from ..engine.conversation import ConversationResult, FrameCallback, Recording, as_waveform, converse
 from ..engine.model import PIPELINE_CHECK_NOTE
 from ..errors import DuplexSteerError
 from ..hooks import CurrentFrameSink, HookHandle, check_layers, patch_record
@@ -272,20 +272,32 @@ def compute_affinities(
     prompt=None,
     progress: bool = False,
     decode_audio: bool = False,
+    noise_keys: Sequence[int] | None = None,
+    before_frame: FrameCallback | None = None,
 ) -> tuple[AffinityResult, ConversationResult]:
     """Run `converse` with online affinities; add activity and onsets. Layers default to all.
 
     turns: per recording, known user turn timings (start_s / end_s) or None to use the audio energy;
-    onsets: per recording, known onset frames (default: turn starts, else detected from activity).
+    onsets: per recording, known onset frames (default: turn starts, else detected from activity);
+    noise_keys: one sampling-noise key per recording (`engine.noise.key_for`): equal keys draw the same
+    noise in any batch, so paired runs (e.g. steered and unsteered) differ only by what was changed;
+    before_frame(session, recording_frame): run before each step (e.g. to trigger steering at an onset).
     """
     items = [recordings] if isinstance(recordings, (str, Path, np.ndarray, tuple)) else list(recordings)
     waves = [as_waveform(r) for r in items]
     band = band if band is not None else default_band(model.num_layers)
     if not (0 <= band[0] <= band[1] < model.num_layers):
         raise AffinityError(f"band {band[0]}..{band[1]} is not a layer range of this model (0..{model.num_layers - 1})")
+    session = None
+    if noise_keys is not None:
+        if len(noise_keys) != len(waves):
+            raise AffinityError(f"got {len(noise_keys)} noise keys for {len(waves)} recordings")
+        frames_hint = -(-max(len(w) for w in waves) // FRAME_SAMPLES)  # the prompt's frames double the window if needed
+        session = model.session(batch_size=len(waves), greedy=greedy, seed=seed, noise_keys=list(noise_keys),
+                                max_frames=frames_hint)
     with OnlineAffinity(model, layers, gen_lenses, perc_lens) as aff:
         conv = converse(model, waves, greedy=greedy, seed=seed, prompt=prompt, on_frame=aff.on_frame,
-                        progress=progress, decode_audio=decode_audio)
+                        before_frame=before_frame, progress=progress, decode_audio=decode_audio, session=session)
     S_gen, S_perc, comps = aff.arrays()
     T = S_gen.shape[1]
     turns = list(turns) if turns is not None else [None] * len(waves)

@@ -17,12 +17,16 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import DuplexSteerError
 from ..hooks import HookHandle, patch_add
 from .vector import PerceptionVector
+
+if TYPE_CHECKING:
+    from ..engine.conversation import FrameCallback
 
 NO_ONSET = -(2**40)  # pads the device onset table: a frame so far back that its window never touches a call
 
@@ -191,3 +195,21 @@ def apply(model, steering: Steering, onsets: Sequence[Sequence[int]] | None = No
         yield ctl
     finally:
         handle.remove()
+
+
+@contextmanager
+def steer_at_onsets(model, steering: Steering, onsets: Sequence[int]) -> Iterator[FrameCallback]:
+    """Steer batch item b from its onset `onsets[b]` (a RECORDING frame) on; yields converse's `before_frame`.
+
+    When recording frame onsets[b] is about to be stepped, the controller is triggered with the session's
+    absolute frame (`session.frame`, which counts the prompt's frames too), so the window covers exactly
+    frames onset .. onset + span - 1 of the recording. A negative onset means "do not steer this item".
+    `functools.partial(steer_at_onsets, model, steering)` is a `probes.inertia.OnsetIntervention`.
+    """
+    with apply(model, steering, batch_size=len(onsets)) as ctl:
+        def before_frame(session, frame: int) -> None:
+            for b, onset in enumerate(onsets):
+                if frame == onset:
+                    ctl.trigger(b, session.frame)
+
+        yield before_frame
