@@ -102,3 +102,55 @@ def test_parse_layers():
     assert parse_layers("all", 32) is None and parse_layers(None, 32) is None
     assert parse_layers("12-14", 32) == [12, 13, 14]
     assert parse_layers("1, 3 5-6 -1", 32) == [1, 3, 5, 6, -1]
+
+
+def test_pairs_with_a_steering_vector_write_paired_lags_timelines_and_figures(tmp_path, tiny, monkeypatch, capsys):
+    """--pairs 2 --steer-vector on tiny: paired comparisons with intervals in inertia.json, one printed line each,
+    the steered rerun identical to the unsteered one before the onset (same keyed noise) and different from it."""
+    import torch
+
+    from duplex_steer.steering import PerceptionVector
+
+    vec = PerceptionVector({3: torch.randn(64, generator=torch.Generator().manual_seed(0))},
+                           {"model": tiny.fingerprint(), "method": "test"}).save(tmp_path / "v.safetensors")
+    monkeypatch.setattr(duplex_steer.model_args, "load_from_args", lambda args: tiny)
+    out = tmp_path / "p"
+    assert cmd_analyze(_args("--audio", str(_clip(tmp_path / "c.wav")), "--out", str(out), "--pairs", "2",
+                             "--gaps", "0.2", "1.0", "--max-frames", "12", "--k", "2", "--steer-vector", str(vec),
+                             "--alpha", "40")) == 0
+    rec = json.loads((out / "inertia.json").read_text())["paired"]
+    comps = rec["comparisons"]
+    assert list(comps) == ["speaking - listening", "steered - unsteered (speaking)"]
+    for entry in comps.values():
+        assert entry["n_pairs"] == 2 and entry["n_used"] + entry["censored_pairs"] == 2
+        assert set(entry) >= {"difference", "ci_low", "ci_high", "censored_as_max_frames", "pairs"}
+    assert [p["pair"] for p in comps["speaking - listening"]["pairs"]] == ["penguins-true", "penguins-false"]
+    assert rec["steering"]["layer"] == 3 and rec["steering"]["alpha"] == 40 and rec["steering"]["span"] == 3
+    assert rec["steering"]["from"]["alpha"] == "--alpha" and "max_frames" in rec["censoring"]
+    tl = rec["timelines"]
+    assert tl["offsets_frames"][0] == -5 and tl["offsets_frames"][-1] == 30
+    assert {k: tl[k]["n"] for k in ("listening", "speaking", "speaking + steered")} == {
+        "listening": 2, "speaking": 2, "speaking + steered": 2}
+    plain, steered = (np.array(tl[k]["band_S_gen"], float) for k in ("speaking", "speaking + steered"))
+    np.testing.assert_allclose(steered[:5], plain[:5], atol=1e-5)  # frames before the onset: same noise, no steering
+    assert np.abs(steered[5:8] - plain[5:8]).max() > 1e-3  # steered from the onset frame on
+    for name in ("inertia_timeline.png", "heatmap_pairs.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    printed = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("speaking - listening: ") for line in printed) == 1
+    assert sum(line.startswith("steered - unsteered (speaking): ") for line in printed) == 1
+
+
+def test_steering_options_are_checked_before_the_model_loads(tmp_path, monkeypatch):
+    def no_load(args):
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr(duplex_steer.model_args, "load_from_args", no_load)
+    clip = str(_clip(tmp_path / "c.wav"))
+    cases = [(["--steer-vector", str(tmp_path / "v.safetensors")], "give --pairs N"),
+             (["--pairs", "1", "--alpha", "2"], "give --steer-vector FILE"),
+             (["--pairs", "1", "--steer-vector", str(tmp_path / "none.safetensors")], "vector file not found")]
+    for argv, message in cases:
+        with pytest.raises(DuplexSteerError, match=message):
+            cmd_analyze(_args("--audio", clip, "--out", str(tmp_path / "o"), *argv))

@@ -1,9 +1,14 @@
 """`duplex-steer analyze`: affinities of a recording per layer and frame, figures, and state inertia.
 
-    duplex-steer analyze --model SOURCE --audio WAV --out DIR [--layers 12-24] [--dialogues] [--pairs N]
+    duplex-steer analyze --model SOURCE --audio WAV --out DIR [--layers 12-24] [--dialogues]
+                         [--pairs N [--steer-vector VEC [--layer L --alpha A --span S]]]
 
 Writes DIR/affinity.json (see docs/probes.md for the keys), DIR/heatmaps.png, DIR/timeline.png and,
-with --dialogues or --pairs, DIR/inertia.json and DIR/inertia.png.
+with --dialogues or --pairs, DIR/inertia.json and DIR/inertia.png. With --pairs also the paired
+take-over lags (speaking - listening; with --steer-vector, steered - unsteered on the speaking
+scenarios, the vector added from each utterance's onset frame) with paired bootstrap intervals, in
+inertia.json under "paired" and one printed line each, DIR/inertia_timeline.png (band S_perc and S_gen
+around the onset per condition) and DIR/heatmap_pairs.png (mean S_perc - S_gen per layer and frame).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..audio import FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio
+from ..audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio
 from .options import GENERATION_LENSES, K_CONSECUTIVE, MAX_FRAMES, PERCEPTION_LENSES
 
 if TYPE_CHECKING:
+    from ..steering.vector import PerceptionVector
     from .inertia import InertiaReport
+    from .inertia_pairs import PairedInertia
 
 MIN_FRAMES = 4  # 320 ms: the shortest recording worth analysing
 SILENCE_PEAK = 1e-4
@@ -85,6 +92,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     from ..prompt_args import add_prompt_args
     from ..recording_limits import add_length_args
     from ..speech.dialogues import INTERRUPTION_EXAMPLE
+    from ..steering_args import add_steering_args
 
     p = subparsers.add_parser("analyze", help="per-layer generation / perception affinities, figures, inertia",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -108,8 +116,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=K_CONSECUTIVE, help="consecutive perceptive frames for a take-over")
     p.add_argument("--max-frames", type=int, default=MAX_FRAMES, help="give up on a take-over after this many")
     p.add_argument("--batch-size", type=int, default=8, help="recordings per batch for dialogues and pairs")
+    p.add_argument("--steer-vector", default=None, metavar="FILE",
+                   help="with --pairs: rerun the speaking scenarios steered with this perception vector "
+                        "(duplex-steer fit-vector) from each utterance onset, and compare the lags")
+    add_steering_args(p)
     p.add_argument("--greedy", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="sampling seed (paired scenarios: noise keyed to seed and query) and bootstrap seed")
     add_prompt_args(p)
     p.set_defaults(func=cmd_analyze)
     return p
@@ -126,6 +139,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     audio = Path(args.audio)
     wav = check_recording(audio)
     check_length(len(wav) / SAMPLE_RATE, max_seconds_from_args(args), str(audio))
+    vector = check_steer_options(args)
     model, prompt = load_with_prompt(args)
     warning = context_warning(recording_frames(wav), model, str(audio))
     if warning:
@@ -146,27 +160,58 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     written = [out / "affinity.json", plots.plot_heatmaps(result, out / "heatmaps.png"),
                plots.plot_timeline(result, out / "timeline.png")]
 
-    report = inertia_runs(model, args, lens_kw)
+    report, paired, steering = inertia_runs(model, args, lens_kw, vector)
+    lines = paired.lines() if paired is not None else []
     if report is not None:
         note = {"note": model.caveat} if model.caveat else {}
+        extra_pairs = {"paired": {**paired.to_json(), "steering": steering}} if paired is not None else {}
         (out / "inertia.json").write_text(json.dumps({"model": model.label, "is_random": model.is_random, **note,
-                                                      "prompt": conv.prompt, **report.to_json()}, indent=1))
+                                                      "prompt": conv.prompt, **report.to_json(), **extra_pairs},
+                                                     indent=1, allow_nan=False))
         written += [out / "inertia.json",
                     plots.plot_inertia(report.inertias, out / "inertia.png", model.label, model.is_random, args.k)]
+    if paired is not None:
+        groups = paired.groups()
+        span = steering["span"] if steering else None
+        written += [plots.plot_inertia_timeline(groups, out / "inertia_timeline.png", model.label, model.is_random,
+                                                FRAME_RATE, args.k, span),
+                    plots.plot_heatmap_pairs({name: w for name, (w, _) in groups.items()}, out / "heatmap_pairs.png",
+                                             model.label, model.is_random, FRAME_RATE)]
     for path in written:
         print(f"wrote {path}")
+    for line in lines:
+        print(line)
     if model.caveat:
         print(f"note: {model.caveat}", file=sys.stderr)
     return 0
 
 
-def inertia_runs(model, args: argparse.Namespace, lens_kw: dict[str, Any]) -> InertiaReport | None:
-    """Inertia over the dialogue set (--dialogues) and/or ZBB paired scenarios (--pairs N)."""
+def check_steer_options(args: argparse.Namespace) -> PerceptionVector | None:
+    """The steering options, checked before the model loads: --steer-vector needs --pairs; --layer / --alpha /
+    --span need --steer-vector; the vector file must load and fit the layer. Returns the vector."""
+    from ..steering.defaults import check_steering_args
+    from .affinity import AffinityError
+
+    given = [f"--{name}" for name in ("layer", "alpha", "span") if getattr(args, name) is not None]
+    if args.steer_vector is None:
+        if given:
+            raise AffinityError(f"{' / '.join(given)} set how --steer-vector steers; give --steer-vector FILE too")
+        return None
+    if args.pairs <= 0:
+        raise AffinityError("--steer-vector reruns the paired scenarios steered; give --pairs N (e.g. --pairs 8)")
+    return check_steering_args(args.steer_vector, args.layer, args.alpha, args.allow_negative_alpha)
+
+
+def inertia_runs(model, args: argparse.Namespace, lens_kw: dict[str, Any], vector: PerceptionVector | None = None,
+                 ) -> tuple[InertiaReport | None, PairedInertia | None, dict[str, Any] | None]:
+    """Inertia over the dialogue set (--dialogues) and/or ZBB paired scenarios (--pairs N, compared pairwise;
+    steered from each speaking onset with `vector`). Returns (all onsets' report, the pairs, steering used)."""
     from .affinity import compute_affinities
-    from .inertia import InertiaReport, measure_inertia, run_scenarios, summarize, zbb_pairs
+    from .inertia import InertiaReport, measure_inertia, summarize, zbb_pairs
+    from .inertia_pairs import run_pairs
 
     if not args.dialogues and args.pairs <= 0:
-        return None
+        return None, None, None
     inertias, results = [], []
     kw = dict(lens_kw)
     if args.dialogues:
@@ -181,9 +226,26 @@ def inertia_runs(model, args: argparse.Namespace, lens_kw: dict[str, Any]) -> In
                 x.item += i
                 inertias.append(x)
             results.append(res)
+    paired = steering_record = None
     if args.pairs > 0:
-        rep = run_scenarios(model, zbb_pairs(args.pairs, tuple(args.gaps)), args.batch_size, args.k,
-                            args.max_frames, decode_audio=False, **kw)
-        inertias += rep.inertias
-        results += rep.results
-    return InertiaReport(inertias, summarize(inertias), results, args.k, args.max_frames)
+        intervention = None
+        if vector is not None:
+            from functools import partial
+
+            from ..steering.defaults import resolve_steering
+            from ..steering.steer import Steering, steer_at_onsets
+
+            settings = resolve_steering(model, vector, args.layer, args.alpha, args.span)
+            print(settings.line(), file=sys.stderr)
+            steering = Steering(vector, [settings.layer], alpha=settings.alpha, span=settings.span)
+            intervention = partial(steer_at_onsets, model, steering)
+            steering_record = {**settings.to_json(), "vector": str(args.steer_vector), "schedule": steering.schedule,
+                               "onset": "each speaking scenario's utterance onset frame (absolute session frame)"}
+        # a tail of max_frames after the utterance: every onset is watched for the full max_frames
+        scenarios = zbb_pairs(args.pairs, tuple(args.gaps), tail_s=max(2.0, args.max_frames / FRAME_RATE))
+        paired = run_pairs(model, scenarios, args.batch_size, args.k, args.max_frames, intervention,
+                           stats_seed=args.seed, decode_audio=False, **kw)
+        inertias += paired.report.inertias
+        results += paired.report.results
+    return (InertiaReport(inertias, summarize(inertias), results, args.k, args.max_frames), paired,
+            steering_record)

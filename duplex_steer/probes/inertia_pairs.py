@@ -17,16 +17,22 @@ short-gap onset measured 'listening', the long-gap one 'speaking').
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from ..audio import FRAME_RATE
 from ..stats import DEFAULT_CONFIDENCE, DEFAULT_N_BOOT, DEFAULT_SEED, difference_interval
-from .inertia import InertiaReport, OnsetWindows, Scenario
+from .inertia import InertiaReport, OnsetIntervention, OnsetWindows, Scenario, run_scenarios
+from .options import K_CONSECUTIVE, MAX_FRAMES
 
 SPEAKING_MINUS_LISTENING = "speaking - listening"
 STEERED_MINUS_UNSTEERED = "steered - unsteered (speaking)"
+LISTENING, SPEAKING, STEERED = "listening", "speaking", "speaking + steered"  # the figures' conditions
+CENSORING = ("a lag is censored when no take-over happens within max_frames of the onset; 'difference' uses the "
+             "pairs with both lags observed (n_used), 'censored_pairs' counts the others, and "
+             "'censored_as_max_frames' repeats the difference over all pairs with censored lags set to max_frames")
 
 
 def paired_lags(values: Sequence[int | None], reference: Sequence[int | None], max_frames: int,
@@ -132,6 +138,54 @@ def mean_timeline(windows: OnsetWindows) -> dict[str, Any]:
     return {"n": int(windows.S_gen.shape[0]), "band_S_gen": mean(windows.S_gen), "band_S_perc": mean(windows.S_perc)}
 
 
+@dataclass
+class PairedInertia:
+    """The paired scenarios' runs (plain and, optionally, steered from each speaking onset) and their comparisons."""
+
+    scenarios: list[Scenario]
+    report: InertiaReport
+    steered: InertiaReport | None
+    comparisons: dict[str, Any]
+
+    def groups(self) -> dict[str, tuple[OnsetWindows, list[int | None]]]:
+        """Condition -> (onset windows, lags): listening, speaking and (when steered) speaking + steered."""
+        lags = scenario_lags(self.report, len(self.scenarios))
+        windows = self.report.windows
+        if windows is None:
+            raise ValueError("the scenario report has no onset windows (no scenario was run)")
+        out = {name: (windows.subset(rows), [lags[i] for i in rows])
+               for name, rows in ((LISTENING, listening_rows(self.scenarios)), (SPEAKING, speaking_rows(self.scenarios)))}
+        if self.steered is not None and self.steered.windows is not None:
+            out[STEERED] = (self.steered.windows, scenario_lags(self.steered, len(out[SPEAKING][1])))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        groups = self.groups()
+        offsets = next(iter(groups.values()))[0].offsets
+        return {"comparisons": self.comparisons, "censoring": CENSORING,
+                "roles": "listening = the shortest gap of a pair, speaking = the longest (measured labels in 'pairs')",
+                "timelines": {"offsets_frames": offsets.tolist(),
+                              **{name: mean_timeline(w) for name, (w, _) in groups.items()}},
+                "steered_onsets": [asdict(x) for x in self.steered.inertias] if self.steered else None}
+
+    def lines(self) -> list[str]:
+        return [comparison_line(name, entry) for name, entry in self.comparisons.items()]
+
+
+def run_pairs(model, scenarios: Sequence[Scenario], batch_size: int = 8, k: int = K_CONSECUTIVE, max_frames: int = MAX_FRAMES,
+              intervention: OnsetIntervention | None = None, n_boot: int = DEFAULT_N_BOOT,
+              stats_seed: int = DEFAULT_SEED, **affinity_kwargs: Any) -> PairedInertia:
+    """Run every scenario, then (with `intervention`, e.g. steering from the onset) the speaking ones again
+    with the same keyed noise; compare the lags pairwise."""
+    scenarios = list(scenarios)
+    report = run_scenarios(model, scenarios, batch_size, k, max_frames, **affinity_kwargs)
+    steered = None
+    if intervention is not None:
+        steered = run_scenarios(model, speaking_scenarios(scenarios), batch_size, k, max_frames,
+                                intervention=intervention, **affinity_kwargs)
+    return PairedInertia(scenarios, report, steered, inertia_comparisons(scenarios, report, steered, n_boot, stats_seed))
+
+
 def comparison_line(name: str, entry: dict[str, Any]) -> str:
     """'speaking - listening: +3.2 frames [+1.1, +5.0], n=46 of 48 pairs (2 censored); censored as max_frames: ...'."""
     def interval(e: dict[str, Any]) -> str:
@@ -148,6 +202,6 @@ def comparison_line(name: str, entry: dict[str, Any]) -> str:
     return head
 
 
-__all__ = ["SPEAKING_MINUS_LISTENING", "STEERED_MINUS_UNSTEERED", "comparison_line", "inertia_comparisons",
-           "listening_rows", "mean_timeline", "pair_rows", "paired_lags", "scenario_lags", "speaking_rows",
-           "speaking_scenarios"]
+__all__ = ["CENSORING", "LISTENING", "SPEAKING", "SPEAKING_MINUS_LISTENING", "STEERED", "STEERED_MINUS_UNSTEERED",
+           "PairedInertia", "comparison_line", "inertia_comparisons", "listening_rows", "mean_timeline", "pair_rows",
+           "paired_lags", "run_pairs", "scenario_lags", "speaking_rows", "speaking_scenarios"]

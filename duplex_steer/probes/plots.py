@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 
 from ..engine.model import PIPELINE_CHECK_NOTE  # noqa: E402
 from .affinity import AffinityResult  # noqa: E402
-from .inertia import OnsetInertia  # noqa: E402
+from .inertia import OnsetInertia, OnsetWindows  # noqa: E402
 
 USER_COLOR, MODEL_COLOR = "tab:orange", "tab:blue"
 GEN_COLOR, PERC_COLOR = "tab:purple", "tab:green"
@@ -133,5 +133,94 @@ def plot_inertia(inertias: Sequence[OnsetInertia], path: str | Path, model_label
     ax.legend(fontsize=8)
     ax.yaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    _caption(fig, model_label, is_random)
+    return _save(fig, path)
+
+
+OnsetGroup = tuple[OnsetWindows, Sequence[int | None]]
+"""One condition's onset-aligned windows and the take-over lag of each of its onsets (None = censored)."""
+GROUP_COLORS = {"listening": "tab:green", "speaking": "tab:red", "speaking + steered": "tab:blue"}
+
+
+def _nan_mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over axis 0, ignoring NaN (NaN where nothing is finite)."""
+    finite = np.isfinite(values)
+    n = finite.sum(0)
+    total = np.where(finite, values, 0.0).sum(0)
+    mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+    var = np.where(finite, (values - mean) ** 2, 0.0).sum(0) / np.maximum(n - 1, 1)
+    return mean, np.where(n > 1, np.sqrt(var / np.maximum(n, 1)), 0.0)
+
+
+def _frames_and_seconds(ax, frame_rate: float) -> None:
+    ax.set_xlabel("frames from the utterance onset (80 ms each)")
+    top = ax.secondary_xaxis("top", functions=(lambda f: f / frame_rate, lambda s: s * frame_rate))
+    top.set_xlabel("seconds from the onset", fontsize=8)
+    top.tick_params(labelsize=8)
+
+
+def plot_inertia_timeline(groups: dict[str, OnsetGroup], path: str | Path, model_label: str, is_random: bool,
+                          frame_rate: float = 12.5, k: int = 3, steer_span: int | None = None) -> Path:
+    """Band S_gen / S_perc averaged over scenarios around the onset, one panel per condition, take-over marked."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.8), sharey=True, squeeze=False)
+    for ax, (name, (windows, lags)) in zip(axes[0], groups.items(), strict=True):
+        x = windows.offsets
+        lo, hi = windows.band
+        for values, color, label in ((windows.S_gen, GEN_COLOR, "S_gen"), (windows.S_perc, PERC_COLOR, "S_perc")):
+            mean, se = _nan_mean_se(windows.band_average(values))
+            ax.plot(x, mean, color=color, lw=1.8, label=f"{label} (band mean; shading +-1 SE)")
+            ax.fill_between(x, mean - se, mean + se, color=color, alpha=0.2, lw=0)
+        ax.axvline(0, color="red", lw=1.2, label="utterance onset")
+        if steer_span and "steered" in name:
+            ax.axvspan(-0.5, steer_span - 0.5, color="gold", alpha=0.3, lw=0, label=f"steered frames (0..{steer_span - 1})")
+        seen = [v for v in lags if v is not None]
+        censored = len(lags) - len(seen)
+        if seen:
+            m = float(np.mean(seen))
+            ax.axvline(m, color="black", ls="--", lw=1.4,
+                       label=f"take-over: mean {m:+.1f} frames ({m / frame_rate:.2f} s)")
+        ax.set_title(f"{name}: {len(windows.S_gen)} scenarios, {len(seen)} took over, {censored} censored",
+                     fontsize=10, color=GROUP_COLORS.get(name, "black"))
+        _frames_and_seconds(ax, frame_rate)
+        ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
+        ax.legend(fontsize=7, loc="upper right")
+    axes[0][0].set_ylabel(f"lens probability, mean of layers {lo}..{hi}")
+    fig.suptitle(f"Around the onset: band S_perc overtaking S_gen (take-over: S_perc > S_gen for {k} frames)",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    _caption(fig, model_label, is_random)
+    return _save(fig, path)
+
+
+def plot_heatmap_pairs(groups: dict[str, OnsetWindows], path: str | Path, model_label: str, is_random: bool,
+                       frame_rate: float = 12.5) -> Path:
+    """Mean S_perc - S_gen per layer (y) and frame from the onset (x), one panel per condition, centred at 0."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    means = {name: _nan_mean_se(w.S_perc - w.S_gen)[0] for name, w in groups.items()}  # [W, L]
+    limit = max([float(np.nanmax(np.abs(m))) for m in means.values() if np.isfinite(m).any()] + [1e-6])
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups) + 1.2, 5.0), sharey=True, squeeze=False)
+    im = None
+    for ax, (name, w) in zip(axes[0], groups.items(), strict=True):
+        x = w.offsets
+        im = ax.imshow(np.ma.masked_invalid(means[name].T), aspect="auto", origin="lower", interpolation="nearest",
+                       cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -limit, limit),
+                       extent=(x[0] - 0.5, x[-1] + 0.5, -0.5, len(w.layers) - 0.5))
+        ax.set_yticks(range(len(w.layers)), [str(layer) for layer in w.layers])
+        if len(w.layers) > 16:
+            for lbl in ax.get_yticklabels()[1::2]:
+                lbl.set_visible(False)
+        rows = w.band_rows()
+        if rows:
+            for y in (rows[0] - 0.5, rows[-1] + 0.5):
+                ax.axhline(y, color="black", lw=1, ls=":")
+        ax.axvline(-0.5, color="black", lw=1.2)
+        ax.set_title(f"{name} ({len(w.S_gen)} scenarios)", fontsize=10)
+        _frames_and_seconds(ax, frame_rate)
+    axes[0][0].set_ylabel("layer (dotted: the averaged band)")
+    fig.colorbar(im, ax=list(axes[0]), pad=0.01,
+                 label="mean S_perc - S_gen (red: perceptive, blue: generative)")
+    fig.suptitle("Layer x time around the onset (line: the onset frame's left edge)", fontsize=11)
+    fig.subplots_adjust(bottom=0.2, top=0.82, left=0.07, right=0.9)
     _caption(fig, model_label, is_random)
     return _save(fig, path)
