@@ -162,32 +162,37 @@ def _frames_and_seconds(ax, frame_rate: float) -> None:
 def plot_inertia_timeline(groups: dict[str, OnsetGroup], path: str | Path, model_label: str, is_random: bool,
                           frame_rate: float = 12.5, k: int = 3, steer_span: int | None = None) -> Path:
     """Band S_gen / S_perc averaged over scenarios around the onset, one panel per condition, take-over marked."""
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.8), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 5.0), sharey=True, squeeze=False)
+    handles: dict[str, object] = {}
     for ax, (name, (windows, lags)) in zip(axes[0], groups.items(), strict=True):
         x = windows.offsets
         lo, hi = windows.band
         for values, color, label in ((windows.S_gen, GEN_COLOR, "S_gen"), (windows.S_perc, PERC_COLOR, "S_perc")):
             mean, se = _nan_mean_se(windows.band_average(values))
-            ax.plot(x, mean, color=color, lw=1.8, label=f"{label} (band mean; shading +-1 SE)")
+            (line,) = ax.plot(x, mean, color=color, lw=1.8)
             ax.fill_between(x, mean - se, mean + se, color=color, alpha=0.2, lw=0)
-        ax.axvline(0, color="red", lw=1.2, label="utterance onset")
+            handles[f"{label}, band mean (shading +-1 SE over scenarios)"] = line
+        handles["utterance onset"] = ax.axvline(0, color="red", lw=1.2)
         if steer_span and "steered" in name:
-            ax.axvspan(-0.5, steer_span - 0.5, color="gold", alpha=0.3, lw=0, label=f"steered frames (0..{steer_span - 1})")
+            handles[f"steered frames 0..{steer_span - 1}"] = ax.axvspan(-0.5, steer_span - 0.5, color="gold",
+                                                                        alpha=0.3, lw=0)
         seen = [v for v in lags if v is not None]
-        censored = len(lags) - len(seen)
         if seen:
             m = float(np.mean(seen))
-            ax.axvline(m, color="black", ls="--", lw=1.4,
-                       label=f"take-over: mean {m:+.1f} frames ({m / frame_rate:.2f} s)")
-        ax.set_title(f"{name}: {len(windows.S_gen)} scenarios, {len(seen)} took over, {censored} censored",
-                     fontsize=10, color=GROUP_COLORS.get(name, "black"))
+            handles["mean take-over of the onsets that took over"] = ax.axvline(m, color="black", ls="--", lw=1.4)
+            took = f"mean take-over {m:+.1f} frames ({m / frame_rate:.2f} s)"
+        else:
+            took = "no take-over"
+        ax.set_title(f"{name}: {len(windows.S_gen)} scenarios\n{took}; {len(seen)} took over, "
+                     f"{len(lags) - len(seen)} censored", fontsize=9.5, color=GROUP_COLORS.get(name, "black"))
         _frames_and_seconds(ax, frame_rate)
         ax.set_xlim(x[0] - 0.5, x[-1] + 0.5)
-        ax.legend(fontsize=7, loc="upper right")
     axes[0][0].set_ylabel(f"lens probability, mean of layers {lo}..{hi}")
+    fig.legend(list(handles.values()), list(handles), loc="lower center", bbox_to_anchor=(0.5, 0.08), ncols=3,
+               fontsize=8, frameon=False)
     fig.suptitle(f"Around the onset: band S_perc overtaking S_gen (take-over: S_perc > S_gen for {k} frames)",
                  fontsize=11)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.17, 1, 0.97))
     _caption(fig, model_label, is_random)
     return _save(fig, path)
 
@@ -200,6 +205,7 @@ def plot_heatmap_pairs(groups: dict[str, OnsetWindows], path: str | Path, model_
     means = {name: _nan_mean_se(w.S_perc - w.S_gen)[0] for name, w in groups.items()}  # [W, L]
     limit = max([float(np.nanmax(np.abs(m))) for m in means.values() if np.isfinite(m).any()] + [1e-6])
     fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups) + 1.2, 5.0), sharey=True, squeeze=False)
+    fig.subplots_adjust(bottom=0.2, top=0.8, left=0.07, right=0.9, wspace=0.08)
     im = None
     for ax, (name, w) in zip(axes[0], groups.items(), strict=True):
         x = w.offsets
@@ -218,9 +224,8 @@ def plot_heatmap_pairs(groups: dict[str, OnsetWindows], path: str | Path, model_
         ax.set_title(f"{name} ({len(w.S_gen)} scenarios)", fontsize=10)
         _frames_and_seconds(ax, frame_rate)
     axes[0][0].set_ylabel("layer (dotted: the averaged band)")
-    fig.colorbar(im, ax=list(axes[0]), pad=0.01,
-                 label="mean S_perc - S_gen (red: perceptive, blue: generative)")
+    fig.colorbar(im, cax=fig.add_axes((0.915, 0.2, 0.012, 0.6)),
+                 label="mean S_perc - S_gen\n(red: perceptive, blue: generative)")
     fig.suptitle("Layer x time around the onset (line: the onset frame's left edge)", fontsize=11)
-    fig.subplots_adjust(bottom=0.2, top=0.82, left=0.07, right=0.9)
     _caption(fig, model_label, is_random)
     return _save(fig, path)
