@@ -13,7 +13,7 @@ from duplex_steer.probes.inertia_pairs import (
     inertia_comparisons,
     mean_timeline,
     paired_lags,
-    speaking_scenarios,
+    speaking_rows,
 )
 
 
@@ -55,22 +55,28 @@ def _scenario(pair: str, gap: float) -> Scenario:
     return Scenario(f"{pair}@gap{gap:g}s", np.zeros(1920, np.float32), 0, gap, [], "", pair)
 
 
-def test_comparisons_pair_by_gap_and_steered_reruns_by_scenario():
-    scen = [_scenario("a", 0.4), _scenario("a", 4.0), _scenario("b", 4.0), _scenario("b", 0.4)]
-    lags = [1, 8, None, 2]
-    cond = ["listening", "speaking", "speaking", "speaking"]  # pair b's short gap was measured 'speaking'
+def test_comparisons_pair_measured_states_and_steered_reruns_by_scenario():
+    scen = [_scenario("a", 0.4), _scenario("a", 4.0), _scenario("b", 4.0), _scenario("b", 0.4),
+            _scenario("c", 0.4), _scenario("c", 4.0)]
+    lags = [1, 8, 2, None, 3, 5]
+    # a: as intended; b: speaking after the SHORT gap (it talked at once), listening after the long one;
+    # c: speaking in both (left out of speaking - listening)
+    cond = ["listening", "speaking", "listening", "speaking", "speaking", "speaking"]
     report = InertiaReport([OnsetInertia(i, 0, c, x) for i, (c, x) in enumerate(zip(cond, lags, strict=True))],
                            {}, max_frames=30)
-    assert [s.id for s in speaking_scenarios(scen)] == ["a@gap4s", "b@gap4s"]
-    steered = InertiaReport([OnsetInertia(0, 0, "speaking", 5), OnsetInertia(1, 0, "speaking", 20)], {}, max_frames=30)
+    assert speaking_rows(report, 6) == [1, 3, 4, 5]
+    steered = InertiaReport([OnsetInertia(i, 0, "speaking", x) for i, x in enumerate([5, 20, 3, 1])], {}, max_frames=30)
     got = inertia_comparisons(scen, report, steered, seed=0)
     sl = got[SPEAKING_MINUS_LISTENING]
-    assert [(p["pair"], p["listening"], p["speaking"]) for p in sl["pairs"]] == [("a", 1, 8), ("b", 2, None)]
-    assert sl["difference"] == 7.0 and sl["censored_pairs"] == 1 and sl["measured_as_intended"] == 1
+    assert [(p["pair"], p["listening"], p["speaking"], p["gaps_s"]) for p in sl["pairs"]] == [
+        ("a", 1, 8, [0.4, 4.0]), ("b", 2, None, [4.0, 0.4])]
+    assert sl["queries"] == 3 and [q["pair"] for q in sl["same_state_queries"]] == ["c"]
+    assert sl["difference"] == 7.0 and sl["n_used"] == 1 and sl["censored_pairs"] == 1
     assert sl["censored_as_max_frames"]["difference"] == pytest.approx(((8 - 1) + (30 - 2)) / 2)
     st = got[STEERED_MINUS_UNSTEERED]
-    assert [(p["unsteered"], p["steered"]) for p in st["pairs"]] == [(8, 5), (None, 20)]
-    assert st["difference"] == -3.0 and st["n_used"] == 1
+    assert [(p["scenario"], p["unsteered"], p["steered"]) for p in st["pairs"]] == [
+        ("a@gap4s", 8, 5), ("b@gap0.4s", None, 20), ("c@gap0.4s", 3, 3), ("c@gap4s", 5, 1)]
+    assert st["difference"] == pytest.approx(((5 - 8) + 0 + (1 - 5)) / 3) and st["n_used"] == 3
     line = comparison_line(SPEAKING_MINUS_LISTENING, sl)
     assert line == ("speaking - listening: +7.0 frames [+7.0, +7.0], n=1 of 2 pairs (1 censored); "
                     "censored as max_frames: +17.5 [+7.0, +28.0]")

@@ -137,15 +137,17 @@ def build_pair(context: np.ndarray, utterance: np.ndarray, pair_id: str, gaps_s:
 
 
 def zbb_pairs(n: int = 8, gaps_s: Sequence[float] = (0.4, 4.0), audio_dir: str | Path | None = None,
-              tail_s: float = 2.0) -> list[Scenario]:
+              tail_s: float = 2.0, lead_in_s: float = 0.0) -> list[Scenario]:
     """Pairs from the ZBB audio (checksum-verified): the first `n` queries, each after its own context turn,
-    followed by `tail_s` of silence."""
+    followed by `tail_s` of silence. The context starts after `lead_in_s` (0: at frame 0, as ZBB plays it;
+    the committed organism, trained on episodes that open with speech, stays silent after a 0.5 s lead-in)."""
     from ..speech.zbb_audio import load_context_audio, load_query_audio, read_items
 
     out: list[Scenario] = []
     for item in read_items()[:n]:
         context, query = load_context_audio(audio_dir, item["context"]), load_query_audio(audio_dir, item["id"])
-        out += build_pair(context, query, item["id"], gaps_s, tail_s=tail_s, text=f"{item['context']} ... {item['text']}")
+        out += build_pair(context, query, item["id"], gaps_s, lead_in_s=lead_in_s, tail_s=tail_s,
+                          text=f"{item['context']} ... {item['text']}")
     return out
 
 

@@ -1,17 +1,19 @@
 """Paired take-over lags of the paired scenarios: speaking - listening and steered - unsteered, with intervals.
 
-Each ZBB query is played after a short gap (the model is still listening) and a long one (it is talking);
-the same query is its own control, so the comparison is the paired difference of its two lags, with the
-paired BCa bootstrap over queries that ZBB's reports use (`duplex_steer.stats.difference_interval`,
-seeded). A steered rerun of the speaking scenarios pairs with the unsteered run scenario by scenario
-(same recording, same keyed sampling noise).
+Each ZBB query is played after a short and a long gap following its context turn ("Tell me about X"), so
+that the model is in a different state at the query's onset. Roles are MEASURED (the onset's label from
+the model's text stream, `probes.activity`), not assumed from the gap: a model that starts talking at
+once is speaking after the short gap and may be done (listening) after a long one. A query whose
+scenarios were measured in both states is its own control: the comparison is the paired difference of
+its two lags, with the paired BCa bootstrap over queries that ZBB's reports use
+(`duplex_steer.stats.difference_interval`, seeded); queries measured in one state only are listed and
+left out. A steered rerun of every scenario measured speaking pairs with its unsteered run scenario by
+scenario (same recording, same keyed sampling noise).
 
 Censoring: a lag is censored when no take-over happens within `max_frames` of the onset. The main
 difference uses the pairs where both lags were observed (`n_used`; `censored_pairs` counts the others); a
 second difference over every pair counts a censored lag as `max_frames` (`censored_as_max_frames`): it
 bounds the effect of the censored pairs (a censored lag is at least max_frames - k + 1 frames).
-Roles come from the gaps; `measured_as_intended` counts the pairs whose MEASURED activity agrees (the
-short-gap onset measured 'listening', the long-gap one 'speaking').
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ import numpy as np
 
 from ..audio import FRAME_RATE
 from ..stats import DEFAULT_CONFIDENCE, DEFAULT_N_BOOT, DEFAULT_SEED, difference_interval
-from .inertia import InertiaReport, OnsetIntervention, OnsetWindows, Scenario, run_scenarios
+from .inertia import InertiaReport, OnsetInertia, OnsetIntervention, OnsetWindows, Scenario, run_scenarios
 from .options import K_CONSECUTIVE, MAX_FRAMES
 
 SPEAKING_MINUS_LISTENING = "speaking - listening"
 STEERED_MINUS_UNSTEERED = "steered - unsteered (speaking)"
 LISTENING, SPEAKING, STEERED = "listening", "speaking", "speaking + steered"  # the figures' conditions
+ROLES = ("roles are measured: a scenario is 'speaking' when the model's text stream shows speech in the frames "
+         "before the onset, else 'listening'; a query pairs its shortest-gap scenario of each state, and queries "
+         "measured in one state only are listed in 'same_state_queries'; the steered rerun repeats every "
+         "scenario measured speaking")
 CENSORING = ("a lag is censored when no take-over happens within max_frames of the onset; 'difference' uses the "
              "pairs with both lags observed (n_used), 'censored_pairs' counts the others, and "
              "'censored_as_max_frames' repeats the difference over all pairs with censored lags set to max_frames")
@@ -66,25 +72,42 @@ def paired_lags(values: Sequence[int | None], reference: Sequence[int | None], m
     return out
 
 
-def pair_rows(scenarios: Sequence[Scenario]) -> list[tuple[str, int, int]]:
-    """(pair id, row of the shortest gap = listening, row of the longest gap = speaking) per pair, in order."""
+def scenario_lags(report: InertiaReport, n: int) -> list[int | None]:
+    """The lag of each scenario (one onset per scenario, in scenario order)."""
+    return [x.frames for x in scenario_onsets(report, n)]
+
+
+def scenario_onsets(report: InertiaReport, n: int) -> list[OnsetInertia]:
+    if len(report.inertias) != n:
+        raise ValueError(f"expected one onset per scenario ({n}), the report has {len(report.inertias)}")
+    return sorted(report.inertias, key=lambda x: x.item)
+
+
+def role_rows(scenarios: Sequence[Scenario], conditions: Sequence[str]) -> tuple[list[tuple[str, int, int]], list[dict]]:
+    """Per query: (pair id, a row measured 'listening', a row measured 'speaking'), the shortest gap of each;
+    and the queries whose scenarios were all measured in one state (left out of the comparison)."""
     rows: dict[str, list[int]] = {}
     for i, s in enumerate(scenarios):
         rows.setdefault(s.pair_id or s.id, []).append(i)
-    out = []
+    pairs, same = [], []
     for pair_id, idx in rows.items():
-        if len(idx) < 2:
-            continue
         by_gap = sorted(idx, key=lambda i: scenarios[i].gap_s)
-        out.append((pair_id, by_gap[0], by_gap[-1]))
-    return out
+        listening = [i for i in by_gap if conditions[i] == LISTENING]
+        speaking = [i for i in by_gap if conditions[i] == SPEAKING]
+        if listening and speaking:
+            pairs.append((pair_id, listening[0], speaking[0]))
+        else:
+            same.append({"pair": pair_id, "measured": {f"gap {scenarios[i].gap_s:g} s": conditions[i] for i in by_gap}})
+    return pairs, same
 
 
-def scenario_lags(report: InertiaReport, n: int) -> list[int | None]:
-    """The lag of each scenario (one onset per scenario, in scenario order)."""
-    if len(report.inertias) != n:
-        raise ValueError(f"expected one onset per scenario ({n}), the report has {len(report.inertias)}")
-    return [x.frames for x in sorted(report.inertias, key=lambda x: x.item)]
+def speaking_rows(report: InertiaReport, n: int) -> list[int]:
+    """The scenarios measured 'speaking' at their onset (the ones a steered rerun repeats)."""
+    return [i for i, x in enumerate(scenario_onsets(report, n)) if x.condition == SPEAKING]
+
+
+def listening_rows(report: InertiaReport, n: int) -> list[int]:
+    return [i for i, x in enumerate(scenario_onsets(report, n)) if x.condition == LISTENING]
 
 
 def inertia_comparisons(scenarios: Sequence[Scenario], report: InertiaReport,
@@ -92,38 +115,28 @@ def inertia_comparisons(scenarios: Sequence[Scenario], report: InertiaReport,
                         seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """{SPEAKING_MINUS_LISTENING: paired_lags + pairs, STEERED_MINUS_UNSTEERED: ... (with `steered`)}.
 
-    `steered` is the rerun of the speaking scenarios (`speaking_scenarios`), in their order.
+    `steered` is the rerun of the scenarios measured speaking (`speaking_rows`), in their order.
     """
-    lags = scenario_lags(report, len(scenarios))
-    condition = [x.condition for x in sorted(report.inertias, key=lambda x: x.item)]
-    pairs = pair_rows(scenarios)
+    onsets = scenario_onsets(report, len(scenarios))
+    lags, conditions = [x.frames for x in onsets], [x.condition for x in onsets]
+    pairs, same = role_rows(scenarios, conditions)
     listening, speaking = [lags[li] for _, li, _ in pairs], [lags[si] for _, _, si in pairs]
     entry = paired_lags(speaking, listening, report.max_frames, n_boot, seed)
-    entry["measured_as_intended"] = sum(condition[li] == "listening" and condition[si] == "speaking"
-                                        for _, li, si in pairs)
+    if not pairs:
+        entry["note"] = "no query was measured both listening and speaking (see same_state_queries; try other --gaps)"
+    entry["queries"] = len({s.pair_id or s.id for s in scenarios})
+    entry["same_state_queries"] = same
     entry["pairs"] = [{"pair": p, "listening": lags[li], "speaking": lags[si],
-                       "measured": [condition[li], condition[si]]} for p, li, si in pairs]
+                       "gaps_s": [scenarios[li].gap_s, scenarios[si].gap_s]} for p, li, si in pairs]
     out = {SPEAKING_MINUS_LISTENING: entry}
     if steered is not None:
-        steered_lags = scenario_lags(steered, len(pairs))
-        s_entry = paired_lags(steered_lags, speaking, report.max_frames, n_boot, seed)
-        s_entry["pairs"] = [{"pair": p, "unsteered": u, "steered": s}
-                            for (p, _, _), u, s in zip(pairs, speaking, steered_lags, strict=True)]
+        rows = speaking_rows(report, len(scenarios))
+        steered_lags = scenario_lags(steered, len(rows))
+        s_entry = paired_lags(steered_lags, [lags[i] for i in rows], report.max_frames, n_boot, seed)
+        s_entry["pairs"] = [{"scenario": scenarios[i].id, "unsteered": lags[i], "steered": lag}
+                            for i, lag in zip(rows, steered_lags, strict=True)]
         out[STEERED_MINUS_UNSTEERED] = s_entry
     return out
-
-
-def speaking_scenarios(scenarios: Sequence[Scenario]) -> list[Scenario]:
-    """The long-gap member of each pair (the model should be talking at its onset), in pair order."""
-    return [scenarios[si] for _, _, si in pair_rows(scenarios)]
-
-
-def listening_rows(scenarios: Sequence[Scenario]) -> list[int]:
-    return [li for _, li, _ in pair_rows(scenarios)]
-
-
-def speaking_rows(scenarios: Sequence[Scenario]) -> list[int]:
-    return [si for _, _, si in pair_rows(scenarios)]
 
 
 def mean_timeline(windows: OnsetWindows) -> dict[str, Any]:
@@ -148,22 +161,25 @@ class PairedInertia:
     comparisons: dict[str, Any]
 
     def groups(self) -> dict[str, tuple[OnsetWindows, list[int | None]]]:
-        """Condition -> (onset windows, lags): listening, speaking and (when steered) speaking + steered."""
-        lags = scenario_lags(self.report, len(self.scenarios))
+        """Condition -> (onset windows, lags) of the scenarios measured listening, measured speaking and (when
+        steered) their steered rerun; conditions without a scenario are left out."""
+        n = len(self.scenarios)
+        lags = scenario_lags(self.report, n)
         windows = self.report.windows
         if windows is None:
             raise ValueError("the scenario report has no onset windows (no scenario was run)")
         out = {name: (windows.subset(rows), [lags[i] for i in rows])
-               for name, rows in ((LISTENING, listening_rows(self.scenarios)), (SPEAKING, speaking_rows(self.scenarios)))}
+               for name, rows in ((LISTENING, listening_rows(self.report, n)), (SPEAKING, speaking_rows(self.report, n)))
+               if rows}
         if self.steered is not None and self.steered.windows is not None:
-            out[STEERED] = (self.steered.windows, scenario_lags(self.steered, len(out[SPEAKING][1])))
+            out[STEERED] = (self.steered.windows, [x.frames for x in sorted(self.steered.inertias, key=lambda x: x.item)])
         return out
 
     def to_json(self) -> dict[str, Any]:
         groups = self.groups()
         offsets = next(iter(groups.values()))[0].offsets
         return {"comparisons": self.comparisons, "censoring": CENSORING,
-                "roles": "listening = the shortest gap of a pair, speaking = the longest (measured labels in 'pairs')",
+                "roles": ROLES,
                 "timelines": {"offsets_frames": offsets.tolist(),
                               **{name: mean_timeline(w) for name, (w, _) in groups.items()}},
                 "steered_onsets": [asdict(x) for x in self.steered.inertias] if self.steered else None}
@@ -175,13 +191,14 @@ class PairedInertia:
 def run_pairs(model, scenarios: Sequence[Scenario], batch_size: int = 8, k: int = K_CONSECUTIVE, max_frames: int = MAX_FRAMES,
               intervention: OnsetIntervention | None = None, n_boot: int = DEFAULT_N_BOOT,
               stats_seed: int = DEFAULT_SEED, **affinity_kwargs: Any) -> PairedInertia:
-    """Run every scenario, then (with `intervention`, e.g. steering from the onset) the speaking ones again
-    with the same keyed noise; compare the lags pairwise."""
+    """Run every scenario, then (with `intervention`, e.g. steering from the onset) the ones measured speaking
+    again with the same keyed noise; compare the lags pairwise."""
     scenarios = list(scenarios)
     report = run_scenarios(model, scenarios, batch_size, k, max_frames, **affinity_kwargs)
     steered = None
-    if intervention is not None:
-        steered = run_scenarios(model, speaking_scenarios(scenarios), batch_size, k, max_frames,
+    rows = speaking_rows(report, len(scenarios))
+    if intervention is not None and rows:
+        steered = run_scenarios(model, [scenarios[i] for i in rows], batch_size, k, max_frames,
                                 intervention=intervention, **affinity_kwargs)
     return PairedInertia(scenarios, report, steered, inertia_comparisons(scenarios, report, steered, n_boot, stats_seed))
 
@@ -202,6 +219,7 @@ def comparison_line(name: str, entry: dict[str, Any]) -> str:
     return head
 
 
-__all__ = ["CENSORING", "LISTENING", "SPEAKING", "SPEAKING_MINUS_LISTENING", "STEERED", "STEERED_MINUS_UNSTEERED",
-           "PairedInertia", "comparison_line", "inertia_comparisons", "listening_rows", "mean_timeline", "pair_rows",
-           "paired_lags", "run_pairs", "scenario_lags", "speaking_rows", "speaking_scenarios"]
+__all__ = ["CENSORING", "LISTENING", "ROLES", "SPEAKING", "SPEAKING_MINUS_LISTENING", "STEERED",
+           "STEERED_MINUS_UNSTEERED", "PairedInertia", "comparison_line", "inertia_comparisons", "listening_rows",
+           "mean_timeline", "paired_lags", "role_rows", "run_pairs", "scenario_lags", "scenario_onsets",
+           "speaking_rows"]
