@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
         takeover_frame,
         zbb_pairs,
     )
+    from .inertia_pairs import PairedInertia, paired_lags, run_pairs
     from .lenses import (
         DepformerLens,
         EmbeddingLens,
@@ -45,6 +46,7 @@ _LAZY = {
     "InertiaReport": "inertia", "OnsetInertia": "inertia", "Scenario": "inertia", "build_pair": "inertia",
     "dialogue_pairs": "inertia", "measure_inertia": "inertia", "run_scenarios": "inertia",
     "summarize": "inertia", "takeover_frame": "inertia", "zbb_pairs": "inertia",
+    "PairedInertia": "inertia_pairs", "paired_lags": "inertia_pairs", "run_pairs": "inertia_pairs",
     "DepformerLens": "lenses", "EmbeddingLens": "lenses", "Lens": "lenses", "LensError": "lenses",
     "StepTokens": "lenses", "TextLens": "lenses", "default_lenses": "lenses", "get_lens": "lenses",
     "LinearProbe": "linear", "ProbeError": "linear", "ProbeLens": "linear", "collect_probe_data": "linear",
@@ -53,10 +55,10 @@ _LAZY = {
 
 __all__ = [
     "Activity", "AffinityError", "AffinityResult", "DepformerLens", "EmbeddingLens", "InertiaReport", "Lens",
-    "LensError", "LinearProbe", "OnlineAffinity", "OnsetInertia", "ProbeError", "ProbeLens", "Scenario",
+    "LensError", "LinearProbe", "OnlineAffinity", "OnsetInertia", "PairedInertia", "ProbeError", "ProbeLens", "Scenario",
     "StepTokens", "TextLens", "build_pair", "collect_probe_data", "compute_affinities", "default_band",
     "default_lenses", "detect_onsets", "dialogue_pairs", "energy_activity", "get_lens", "measure_inertia",
-    "run_scenarios", "summarize", "takeover_frame", "text_activity", "train_probe", "train_probes",
+    "paired_lags", "run_pairs", "run_scenarios", "summarize", "takeover_frame", "text_activity", "train_probe", "train_probes",
     "turns_activity", "zbb_pairs",
 ]
 
