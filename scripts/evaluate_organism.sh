@@ -1,19 +1,37 @@
 #!/usr/bin/env bash
 # Evaluate the organism with the toolkit's own commands (the figures in README.md and the model card).
-#   bash scripts/evaluate_organism.sh            # committed organism (seed 0) + a second training seed
-# Needs the set-up of scripts/setup.sh. Training seed 1 takes about 10 minutes on 2 quiet cores;
-# each ZBB run (100 items x 8 conditions) about 1 minute.
+#   bash scripts/evaluate_organism.sh      # committed organism (seed 0) + a second training seed (seed 1)
+# Needs the set-up of scripts/setup.sh (with flite, festival and espeak-ng). Training seed 1 (sharing
+# seed 0's tag codec) takes about 40 minutes on 2 quiet cores; each ZBB run (100 items x 8 conditions)
+# a few minutes.
+# Steering settings are the organism's defaults (layer 2 of 6, alpha 1, 3 frames), fixed before any ZBB run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 OUT=${OUT:-runs/organism-eval}
+SEED1=${SEED1:-runs/organism-seed1}
+HELD_OUT=zbb/renderings/festival-slt-hts   # the held-out engine (festival): never heard in training
+TRAINING=zbb/audio                         # espeak-ng, a training engine
 mkdir -p "$OUT"
-# 1. ZBB, every condition and control, vector fitted on the organism's dialogue set
-$BIN/zbb main --out "$OUT/zbb-seed0"
-# 2. a second training seed (same codec, same data generator, other weights and episodes)
-[ -f runs/organism-seed1/model.safetensors ] || $BIN/duplex-steer train-organism --seed 1 --out runs/organism-seed1
-$BIN/zbb main --model runs/organism-seed1 --out "$OUT/zbb-seed1"
-# 3. affinities (heatmaps, timeline) on an interruption and state inertia on 50 paired ZBB scenarios
-$BIN/duplex-steer analyze --model organism --audio audio_fixtures/organism_interruption.flac --pairs 50 \
-    --out "$OUT/analyze-seed0"
-echo "reports: $OUT/zbb-seed0/report.md $OUT/zbb-seed1/report.md $OUT/analyze-seed0/"
+[ -f "$SEED1/model.safetensors" ] || $BIN/duplex-steer train-organism --seed 1 --codec-from duplex_steer/organism/weights \
+    --out "$SEED1"
+for seed in 0 1; do
+  model=organism
+  [ "$seed" = 1 ] && model=$SEED1
+  # ZBB, every condition and control, vector fitted on the organism's dialogue set (a training voice)
+  $BIN/zbb main --model "$model" --audio "$HELD_OUT" --out "$OUT/zbb-held-out-seed$seed"
+  $BIN/zbb main --model "$model" --audio "$TRAINING" --out "$OUT/zbb-training-seed$seed"
+done
+# the layer picture: affinities on a held-out-engine interruption, and the take-over lag on 50 paired ZBB
+# scenarios (held-out rendering): asked while silent vs interrupted while talking vs interrupted + steered
+# (gaps 0.4 s and 12 s: the organism talks right after "Tell me about X", so the short gap finds it talking and
+# the long one silent again; pairs are by the state measured at each onset, see docs/probes.md)
+for seed in 0 1; do
+  model=organism
+  [ "$seed" = 1 ] && model=$SEED1
+  $BIN/duplex-steer fit-vector --model "$model" --out "$OUT/vector-seed$seed.safetensors"
+  $BIN/duplex-steer analyze --model "$model" --audio audio_fixtures/organism_interruption.flac --pairs 50 \
+      --gaps 0.4 12 --pairs-audio "$HELD_OUT" --steer-vector "$OUT/vector-seed$seed.safetensors" \
+      --out "$OUT/analyze-seed$seed"
+done
+echo "reports: $OUT/zbb-*/report.md $OUT/analyze-seed*/"

@@ -155,7 +155,8 @@ def test_steering_options_are_checked_before_the_model_loads(tmp_path, monkeypat
     clip = str(_clip(tmp_path / "c.wav"))
     cases = [(["--steer-vector", str(tmp_path / "v.safetensors")], "give --pairs N"),
              (["--pairs", "1", "--alpha", "2"], "give --steer-vector FILE"),
-             (["--pairs", "1", "--steer-vector", str(tmp_path / "none.safetensors")], "vector file not found")]
+             (["--pairs", "1", "--steer-vector", str(tmp_path / "none.safetensors")], "vector file not found"),
+             (["--pairs", "1", "--pairs-audio", str(tmp_path)], "no manifest.json there")]
     for argv, message in cases:
         with pytest.raises(DuplexSteerError, match=message):
             cmd_analyze(_args("--audio", clip, "--out", str(tmp_path / "o"), *argv))

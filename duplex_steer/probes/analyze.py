@@ -111,6 +111,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--dialogues", action="store_true", help="also run the dialogue set and measure inertia")
     p.add_argument("--max-dialogues", type=int, default=4, help="dialogues to run with --dialogues")
     p.add_argument("--pairs", type=int, default=0, help="also run N ZBB paired scenarios (listening/speaking)")
+    p.add_argument("--pairs-audio", default=None, metavar="DIR",
+                   help="ZBB rendering the paired scenarios are made of (a folder with manifest.json, e.g. "
+                        "zbb/renderings/festival-slt-hts); default: the committed zbb/audio")
     p.add_argument("--gaps", type=float, nargs=2, default=(0.4, 4.0), metavar=("SHORT", "LONG"),
                    help="silences (s) between the context turn and the utterance in paired scenarios")
     p.add_argument("--k", type=int, default=K_CONSECUTIVE, help="consecutive perceptive frames for a take-over")
@@ -140,6 +143,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     wav = check_recording(audio)
     check_length(len(wav) / SAMPLE_RATE, max_seconds_from_args(args), str(audio))
     vector = check_steer_options(args)
+    if args.pairs_audio is not None and not (Path(args.pairs_audio) / "manifest.json").is_file():
+        from .affinity import AffinityError
+
+        raise AffinityError(f"--pairs-audio {args.pairs_audio}: no manifest.json there; give a ZBB rendering "
+                            "folder (zbb/renderings/*, or one made by `zbb build --tts ...`)")
     model, prompt = load_with_prompt(args)
     warning = context_warning(recording_frames(wav), model, str(audio))
     if warning:
@@ -242,7 +250,8 @@ def inertia_runs(model, args: argparse.Namespace, lens_kw: dict[str, Any], vecto
             steering_record = {**settings.to_json(), "vector": str(args.steer_vector), "schedule": steering.schedule,
                                "onset": "each speaking scenario's utterance onset frame (absolute session frame)"}
         # a tail of max_frames after the utterance: every onset is watched for the full max_frames
-        scenarios = zbb_pairs(args.pairs, tuple(args.gaps), tail_s=max(2.0, args.max_frames / FRAME_RATE))
+        scenarios = zbb_pairs(args.pairs, tuple(args.gaps), audio_dir=args.pairs_audio,
+                              tail_s=max(2.0, args.max_frames / FRAME_RATE))
         paired = run_pairs(model, scenarios, args.batch_size, args.k, args.max_frames, intervention,
                            stats_seed=args.seed, decode_audio=False, **kw)
         inertias += paired.report.inertias
