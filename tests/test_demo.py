@@ -294,21 +294,20 @@ def test_bad_model_source_gets_a_message(client):
 ASKED = "penguins-true"
 QUIET_FRAMES = 12  # the organism silent this long before the question: it is asked, not interrupting
 REPLY_TAIL_S = 4.0
-UPLOAD_FORMATS = {"flite": (48_000, 2), "espeak-ng": (16_000, 1), "committed": (24_000, 1)}  # rate, channels
+UPLOAD_FORMATS = {"flite": (48_000, 2), "espeak-ng": (16_000, 1), "festival": (44_100, 1), "committed": (24_000, 1)}  # rate, channels
 
 
 def _engine_speech(engine: str, item: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The item's context prompt and question in a training engine's voice (flite slt), the held-out
-    engine's (espeak-ng, sentence mode), or the committed ZBB audio (espeak-ng word by word, what the first
-    organism was trained on: the one input it hears)."""
-    from duplex_steer.speech.engines import FliteTTS
+    """The item's context prompt and question in a training engine's voice (flite slt, espeak-ng sentence
+    mode), the held-out engine's (festival's HTS voice), or the committed ZBB audio (espeak-ng word by word)."""
+    from duplex_steer.speech.engines import FestivalTTS, FliteTTS
     from duplex_steer.speech.tts import EspeakTTS, TTSError
     from zbb.build import load_context_audio, load_query_audio
 
     if engine == "committed":
         return load_context_audio(None, item["context"]), load_query_audio(None, item["id"])
     try:
-        tts = FliteTTS("slt") if engine == "flite" else EspeakTTS(word_by_word=False)
+        tts = {"flite": FliteTTS("slt"), "festival": FestivalTTS("slt-hts")}.get(engine) or EspeakTTS(word_by_word=False)
         return tts.synthesize(item["context"]), tts.synthesize(item["text"])
     except TTSError as exc:
         pytest.skip(str(exc))
@@ -349,12 +348,12 @@ def _asked_while_silent(model, prompt, context: np.ndarray, question: np.ndarray
     return onset, onset + len(question) // FRAME_SAMPLES
 
 
-@pytest.mark.parametrize("engine", ["flite", "espeak-ng", "committed"])
+@pytest.mark.parametrize("engine", ["flite", "espeak-ng", "festival", "committed"])
 def test_upload_in_an_engine_voice_gets_a_reply_about_the_question(served, client, tmp_path, engine):
-    """Issue 12: the organism hears any TTS voice. A 48 kHz stereo (flite), 16 kHz mono (espeak-ng) or 24 kHz
-    mono (the committed audio) upload of "Tell me about music.", silence until the model is quiet, then a ZBB question:
-    the model talks about music, and its unsteered reply names the subject. flite and espeak-ng sentence mode
-    need the voice-independent organism checkpoint (issue 12); the committed audio checks the mechanics."""
+    """Issue 12: the organism hears TTS voices, the held-out engine's (festival) included. A 48 kHz stereo
+    (flite), 16 kHz mono (espeak-ng), 44.1 kHz mono (festival) or 24 kHz mono (the committed audio) upload of
+    "Tell me about music.", silence until the model is quiet, then a ZBB question: the model talks about
+    music, and its unsteered reply names the subject."""
     from gradio_client import handle_file
 
     from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE
