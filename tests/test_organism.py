@@ -201,3 +201,45 @@ def test_example_interruption_missed_then_caught(organism) -> None:
         heard["unsteered"] += "penguins" in cmp.result.texts[0].split()
         heard["steered"] += "penguins" in cmp.result.texts[1].split()
     assert heard["steered"] >= 2 and heard["unsteered"] <= 1, heard
+
+
+def test_user_heads_predict_the_users_next_codes(organism) -> None:
+    """The user-stream heads (depformer steps 8-15) predict the user's codebook 0 on a held-out-engine
+    recording better than always guessing its most frequent code (silence)."""
+    from duplex_steer.audio import load_audio
+    from duplex_steer.organism.fixtures import ORGANISM_EXAMPLE
+
+    wav = load_audio(ORGANISM_EXAMPLE)
+    user = organism.codec.encode(wav[None])  # [1, 8, T]
+    T = user.shape[2]
+    codes = torch.cat([torch.full((1, 1, T), PAD), organism.codec.encode(np.zeros((1, T * FRAME_SAMPLES), np.float32)),
+                       user], 1)
+    with torch.no_grad():
+        logits = organism.forward_codes(codes).audio_logits[0, organism.spec.num_audio_codebooks]  # user cb 0
+    target = user[0, 0]
+    hit = (logits.argmax(-1) == target).float().mean().item()
+    baseline = (target == torch.mode(target).values).float().mean().item()
+    assert hit > baseline + 0.05, (hit, baseline)
+
+
+def test_loading_on_the_meta_device_equals_loading_into_a_built_model(organism) -> None:
+    """The quick load path (modules built on the meta device, the saved tensors put in) gives the model that
+    loading the same tensors into fully built modules gives."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from duplex_steer.engine.spec import ModelSpec
+    from duplex_steer.organism.checkpoint import WEIGHTS_DIR, assemble
+
+    spec = ModelSpec.from_kyutai(json.loads((WEIGHTS_DIR / "config.json").read_text())["spec"])
+    built = assemble(spec, organism.codec, organism.tokenizer, 0, "organism", "built")
+    state = load_file(str(WEIGHTS_DIR / "model.safetensors"))
+    for part in ("decoder", "depth_decoder", "embed_tokens"):
+        getattr(built.hf, part).load_state_dict(
+            {k[len(part) + 1 :]: v.float() for k, v in state.items() if k.startswith(part + ".")}, strict=True)
+    codes = torch.randint(0, organism.codec.card, (2, 17, 40), generator=torch.Generator().manual_seed(0))
+    codes[:, 0] = codes[:, 0] % organism.spec.text_card
+    a, b = organism.forward_codes(codes), built.forward_codes(codes)
+    assert torch.equal(a.text_logits, b.text_logits)
+    assert torch.equal(a.audio_logits.nan_to_num(), b.audio_logits.nan_to_num())

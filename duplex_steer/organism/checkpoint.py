@@ -35,14 +35,20 @@ def is_organism_folder(folder: Path) -> bool:
         return False
 
 
-def _assemble(spec: ModelSpec, codec: MelCodec | TagCodec, tokenizer: PieceTokenizer, seed: int, source: str,
-              checkpoint_id: str) -> DuplexModel:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        hf = build_hf_model(spec, tiny_mimi_config(spec.card, num_quantizers=8), torch.device("cpu"), torch.float32)
-    init_random_weights(hf.decoder, seed)
-    init_random_weights(hf.embed_tokens, seed + 1)
-    init_random_weights(hf.depth_decoder, seed + 2)
+def assemble(spec: ModelSpec, codec: MelCodec | TagCodec, tokenizer: PieceTokenizer, seed: int, source: str,
+              checkpoint_id: str, state: dict[str, torch.Tensor] | None = None) -> DuplexModel:
+    """The organism's modules: seeded random weights, or (with `state`) the saved ones, placed into modules
+    built on the meta device (no initialisation to throw away: part of a quick cold start)."""
+    mimi_config = tiny_mimi_config(spec.card, num_quantizers=8)
+    if state is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            hf = build_hf_model(spec, mimi_config, torch.device("cpu"), torch.float32)
+        init_random_weights(hf.decoder, seed)
+        init_random_weights(hf.embed_tokens, seed + 1)
+        init_random_weights(hf.depth_decoder, seed + 2)
+    else:
+        hf = _from_state(spec, mimi_config, state)
     model = DuplexModel(hf, spec, codec, tokenizer, source=source, is_random=False, checkpoint_id=checkpoint_id)
     model.note = ORGANISM_NOTE
     model.persona_prompts = False  # user heads, but a toy vocabulary: PersonaPlex's prompts mean nothing to it
@@ -55,7 +61,7 @@ def new_model(world, codec: MelCodec | TagCodec, seed: int = 0, user_heads: bool
     tok = world.tokenizer()
     card = 1 << (codec.card - 1).bit_length()  # transformers' Mimi config wants a power of two
     spec = organism_spec(len(tok.pieces), card=card, dep_q=16 if user_heads else 8)
-    return _assemble(spec, codec, tok, seed, "organism", f"organism:seed{seed}")
+    return assemble(spec, codec, tok, seed, "organism", f"organism:seed{seed}")
 
 
 def trainable_parameters(model: DuplexModel) -> list[torch.nn.Parameter]:
@@ -98,9 +104,26 @@ def load_organism(folder: str | Path = WEIGHTS_DIR, device: torch.device | str =
         state = load_file(str(folder / "model.safetensors"))
     except Exception as exc:
         raise LoadError(f"{folder}: incomplete or corrupt organism checkpoint ({exc}); retrain or re-checkout it") from None
-    model = _assemble(spec, codec, tok, 0, source or "organism", cfg.get("checkpoint_id", "organism"))
-    for part in _PARTS:
-        prefix = part + "."
-        getattr(model.hf, part).load_state_dict(
-            {k[len(prefix):]: v.float() for k, v in state.items() if k.startswith(prefix)}, strict=True)
+    model = assemble(spec, codec, tok, 0, source or "organism", cfg.get("checkpoint_id", "organism"), state)
     return model.to(device=device, dtype=dtype)
+
+
+def _from_state(spec: ModelSpec, mimi_config, state: dict[str, torch.Tensor]):
+    """A meta-built transformers model whose organism parts are `state`'s tensors (float32); the unused
+    Mimi submodule is allocated empty and the RoPE tables rebuilt."""
+    from ..engine.build import build_empty_hf_model, meta_tensors, rebuild_rotary_buffers, set_parameter
+    from ..engine.loading import LoadError
+
+    hf = build_empty_hf_model(spec, mimi_config, torch.float32)
+    hf.audio_encoder.to_empty(device="cpu")  # the organism's codec is its own; Mimi is never run
+    expected = {f"{part}.{k}" for part in _PARTS for k in getattr(hf, part).state_dict()}
+    if set(state) != expected:
+        raise LoadError(f"organism weights do not match its architecture (missing {sorted(expected - set(state))[:3]}, "
+                        f"unexpected {sorted(set(state) - expected)[:3]}); retrain or re-checkout it")
+    for name, value in state.items():
+        set_parameter(hf, name, value.float())
+    rebuild_rotary_buffers(hf, torch.device("cpu"))
+    left = meta_tensors(hf)
+    if left:
+        raise LoadError(f"organism weights left {len(left)} tensors unset ({', '.join(left[:3])})")
+    return hf
