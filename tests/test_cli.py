@@ -197,7 +197,7 @@ def test_steer_negative_alpha_runs_when_asked_and_records_its_settings(tmp_path,
     assert steering["from"] == {"layer": "the model's default", "alpha": "--alpha", "span": "the model's default"}
     assert main(argv) == 0  # the organism's own alpha
     result = json.loads((out / "result.json").read_text())
-    assert result["steering"]["alpha"] == 1.0 and result["note"].startswith("organism: a 1.9M-parameter model")
+    assert result["steering"]["alpha"] == 1.0 and result["note"].startswith("organism: a 4.2M-parameter model")
     assert "steering: layer 2 (the model's default), alpha 1 (the model's default)" in capsys.readouterr().err
 
 

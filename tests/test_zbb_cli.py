@@ -298,8 +298,8 @@ def test_run_on_the_organism_records_its_steering_and_caveat(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert ("- **Steering:** layer 2 (the model's default), alpha 1.0 (the model's default), span 3 frames "
             "(the model's default), linear schedule") in report
-    assert "organism: a 1.9M-parameter model trained on CPU on a synthetic toy world" in report
-    assert json.loads((out / "report.json").read_text())["caveat"].startswith("organism: a 1.9M-parameter")
+    assert "organism: a 4.2M-parameter model trained on CPU on a synthetic toy world" in report
+    assert json.loads((out / "report.json").read_text())["caveat"].startswith("organism: a 4.2M-parameter")
 
 
 def test_import_fdb_on_the_organism_warns_past_its_context_and_carries_the_caveat(tmp_path, capsys):
@@ -314,4 +314,4 @@ def test_import_fdb_on_the_organism_warns_past_its_context_and_carries_the_cavea
     warning = "item 1 lasts 28.2 s (352 frames); organism attends to the last 256 frames (20.5 s) only"
     assert warning in capsys.readouterr().err
     report = (out / "report.md").read_text()
-    assert warning in report and "organism: a 1.9M-parameter model" in report
+    assert warning in report and "organism: a 4.2M-parameter model" in report

@@ -1,7 +1,8 @@
 """The CPU model organism: a small Moshi-architecture model trained here on synthesized duplex speech.
 
 - `world`: topics, subjects and facts (from the ZBB item bank plus training-only subjects);
-- `speech`: espeak-ng speech for both sides, encoded once with the mel codec;
+- `hearing`: the tag codec (codebook 0 a word tagger) fitted on many voices, festival held out;
+- `speech`: sentence speech of the training voices for the user, flite word by word for the model, encoded once;
 - `episodes`: the conversation generator (monologues, stray words, silent / buffered / zero-buffer
   questions);
 - `train`: the seeded CPU training command; `checkpoint`: save / load (`duplex_steer.load("organism")`).

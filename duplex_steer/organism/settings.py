@@ -11,7 +11,7 @@ from ..engine.spec import ModelSpec
 # Steering settings for the organism, fixed in advance from the CPU prototype (REFERENCE.md section 7:
 # layer 2 of 6, 3 frames, linear decay, alpha 1 x the mean difference), not tuned on ZBB.
 STEERING_DEFAULTS = {"layer": 2, "alpha": 1.0, "span": 3}
-ORGANISM_NOTE = ("organism: a 1.9M-parameter model trained on CPU on a synthetic toy world; it shows mechanisms "
+ORGANISM_NOTE = ("organism: a 4.2M-parameter model trained on CPU on a synthetic toy world; it shows mechanisms "
                  "at small scale, never figures about Moshi or PersonaPlex")
 
 
