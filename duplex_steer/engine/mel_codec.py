@@ -54,6 +54,7 @@ class MelCodec:
 
     sample_rate = SAMPLE_RATE
     frame_samples = FRAME_SAMPLES
+    context_frames = 1  # silent frames after which an utterance's codes are its own (the window reads one back)
 
     def __init__(self, codebooks: torch.Tensor, settings: MelSettings = MelSettings()):
         if codebooks.dim() != 3:

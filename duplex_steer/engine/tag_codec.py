@@ -106,6 +106,7 @@ class TagCodec:
 
     sample_rate = SAMPLE_RATE
     frame_samples = FRAME_SAMPLES
+    context_frames = CONTEXT_FRAMES  # silent frames after which an utterance's codes are its own
 
     def __init__(self, tagger: FrameTagger, labels: list[str], class_means: torch.Tensor,
                  residual_books: torch.Tensor, settings: MelSettings | None = None):

@@ -129,7 +129,7 @@ class EpisodeGenerator:
         user_busy = np.zeros(T + 256, bool)
 
         def put_user(utt, start: int, what: str, **info) -> int:
-            end = min(T, start + utt.frames)
+            end = min(T, start + utt.codes.shape[1])  # with the frames after it the codec still hears it in
             user[:, start:end] = utt.codes[:, : end - start]
             user_busy[max(0, start - CONTEXT_FRAMES) : start + utt.frames + CONTEXT_FRAMES] = True
             events.append({"what": what, "start": start, "end": start + utt.frames - 1, "text": utt.text,

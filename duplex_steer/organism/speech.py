@@ -5,9 +5,9 @@ family is held out), each in `1 + augmentations` variants: variant v is voice v 
 v < voices, else a seeded augmentation (speed, gain, noise, room) of that rendering. The organism's own
 voice is `hearing.MODEL_VOICE`, word by word, each word starting on a frame boundary.
 
-Codes can be assembled per utterance because the codec reads at most `CONTEXT_FRAMES` frames back: an
-utterance after that many silent frames has the codes it has alone (checked in the tests). Each
-utterance's codes include the one frame after it (where its tail is still heard).
+Codes can be assembled per utterance because the codec reads at most `codec.context_frames` frames back:
+an utterance after that many silent frames has the codes it has alone, and its codes run on for that many
+frames after it (the codec still hears it there), then are silence (checked in the tests).
 """
 
 from __future__ import annotations
@@ -27,17 +27,24 @@ from .hearing import MODEL_VOICE, TRAINING_VOICES
 
 @dataclass
 class Utterance:
-    """Codes [8, frames] of one utterance (its post-frame included), its words' start frames, and which
-    variant of the user's speech it is (-1: the organism's own voice)."""
+    """One utterance: its `frames` (speech plus the one frame after it, where its tail is still heard), its
+    codes [8, frames + codec.context_frames - 1] (they run on until the codec hears silence again), its
+    words' start frames, and which variant of the user's speech it is (-1: the organism's own voice)."""
 
     text: str
     codes: torch.Tensor
     word_frames: list[int]
     variant: int = -1
+    speech_frames: int = 0  # frames of the utterance's own audio
 
     @property
     def frames(self) -> int:
-        return self.codes.shape[1]
+        return self.codes.shape[1] - self.tail
+
+    @property
+    def tail(self) -> int:
+        """Code frames after the post-frame (the codec still hears the utterance there)."""
+        return self.codes.shape[1] - self.speech_frames - 1
 
 
 class SpeechBank:
@@ -87,9 +94,11 @@ class SpeechBank:
         return np.pad(audio, (0, -len(audio) % FRAME_SAMPLES))
 
     # --- codes ------------------------------------------------------------------------------------
-    def _encode(self, wav: np.ndarray) -> torch.Tensor:
-        padded = np.concatenate([wav, np.zeros(-len(wav) % FRAME_SAMPLES + FRAME_SAMPLES, np.float32)])
-        return self.codec.encode(padded[None])[0]
+    def _encode(self, wav: np.ndarray) -> tuple[torch.Tensor, int]:
+        """(codes of `wav` followed by `codec.context_frames` silent frames, frames of `wav`)."""
+        after = FRAME_SAMPLES * getattr(self.codec, "context_frames", 1)
+        padded = np.concatenate([wav, np.zeros(-len(wav) % FRAME_SAMPLES + after, np.float32)])
+        return self.codec.encode(padded[None])[0], -(-len(wav) // FRAME_SAMPLES)
 
     def user(self, text: str, variant: int = 0) -> Utterance:
         """The user saying `text`, variant `variant`; word start frames from the engine's timings."""
@@ -97,13 +106,15 @@ class SpeechBank:
         if key not in self._utterances:
             utt = self.user_variant(text, variant)
             starts = [int(s * SAMPLE_RATE) // FRAME_SAMPLES for s, _ in utt.spans_s]
-            self._utterances[key] = Utterance(text, self._encode(utt.audio), starts, variant)
+            codes, speech = self._encode(utt.audio)
+            self._utterances[key] = Utterance(text, codes, starts, variant, speech)
         return self._utterances[key]
 
     def model_word(self, word: str) -> Utterance:
         key = ("model", word)
         if key not in self._utterances:
-            self._utterances[key] = Utterance(word, self._encode(self.model_word_audio(word)), [0])
+            codes, speech = self._encode(self.model_word_audio(word))
+            self._utterances[key] = Utterance(word, codes, [0], -1, speech)
         return self._utterances[key]
 
     def silence(self) -> torch.Tensor:

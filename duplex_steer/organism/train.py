@@ -5,7 +5,7 @@
 Everything is seeded. The tag codec (`hearing.py`) is fitted with seed 0 and can be shared by every
 training seed (`codec_from`), so seeds differ only in the model. The loss is the reference's
 teacher-forced objective: cross-entropy on the model's next text token (padding weighted 0.5), plus
-the mean cross-entropy over the model's 8 audio codebooks, plus `user_weight` x the mean over the user's
+the mean cross-entropy over the model's 8 audio codebooks (answer tokens "yes" / "no" weighted `answer_weight`), plus `user_weight` x the mean over the user's
 8 codebooks, predicted by the user-stream heads (depformer steps 8-15, as PersonaPlex has them). Writes
 the checkpoint folder (see `checkpoint.py`), `training.json` (settings, losses, the codec's tagging
 accuracy on training and held-out speech, wall time) and `loss.png`.
@@ -26,7 +26,7 @@ from ..engine.text import PAD
 from .episodes import EpisodeConfig, EpisodeGenerator
 from .hearing import HearingConfig, examples, fit_tag_codec, hearing_texts, tagging_accuracy, user_texts
 from .speech import SpeechBank
-from .world import World
+from .world import NO, YES, World
 
 CODEC_SEED = 0
 HELD_OUT_CHECK_VOICES = ("festival:slt-hts", "festival:kal")  # the tag codec's accuracy is reported on them
@@ -42,6 +42,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     pad_weight: float = 0.5
     user_weight: float = 0.5
+    answer_weight: float = 3.0  # the text loss on "yes" / "no" (where the facts are), against 1 for other words
     depth_fraction: float = 0.25  # frames whose depformer predictions enter the loss (a seeded sample per batch)
     threads: int = 1
     workers: int = 2  # speech rendering processes
@@ -50,13 +51,15 @@ class TrainConfig:
 
 
 def loss_terms(model, codes: torch.Tensor, pad_weight: float = 0.5, depth_fraction: float = 1.0,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               generator: torch.Generator | None = None, answer_ids: tuple[int, ...] = (),
+               answer_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(text loss, model audio loss, user audio loss) of the teacher-forced pass on codes [B, 17, T]; the
     user loss is 0 for a model without user heads.
 
     The depformer (8 or 16 sequential steps per frame) costs most of a training step, so with
     `depth_fraction` < 1 its predictions are computed at a random sample of frames only; the temporal
-    transformer and the text loss still see every frame. At 1.0 this is `model.teacher_forced`'s objective."""
+    transformer and the text loss still see every frame. At 1.0 (and answer_weight 1) this is
+    `model.teacher_forced`'s objective. `answer_ids` (the answer tokens) weigh `answer_weight` in the text loss."""
     if torch.is_grad_enabled():
         model.forget_fused_weights()
     B, K, T = codes.shape
@@ -64,6 +67,8 @@ def loss_terms(model, codes: torch.Tensor, pad_weight: float = 0.5, depth_fracti
     normed = model.final_norm(model.run_layers(model.embed(delayed[:, :, :-1]), 0))
     text_target = codes[:, 0]
     weight = torch.where(text_target == PAD, pad_weight, 1.0)
+    for token in answer_ids:  # "yes" / "no": the facts, rare among the text tokens
+        weight = torch.where(text_target == token, answer_weight, weight)
     text = F.cross_entropy(model.text_logits(normed).flatten(0, 1), text_target.flatten(), reduction="none")
     text = (text * weight.flatten()).sum() / weight.sum()
     dep_q = model.spec.dep_q
@@ -150,12 +155,14 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     depth_gen = torch.Generator().manual_seed(config.seed)
+    answer_ids = tuple(model.tokenizer.encode(word)[0] for word in (YES, NO))
     history: list[dict[str, float]] = []
     setup_s = time.perf_counter() - t0
     bar = tqdm(range(config.steps), desc=f"organism seed {config.seed}", disable=not progress)
     for step in bar:
         codes = gen.batch(config.batch_size)
-        text_loss, audio_loss, user_loss = loss_terms(model, codes, config.pad_weight, config.depth_fraction, depth_gen)
+        text_loss, audio_loss, user_loss = loss_terms(model, codes, config.pad_weight, config.depth_fraction, depth_gen,
+                                                      answer_ids, config.answer_weight)
         loss = text_loss + audio_loss + config.user_weight * user_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
