@@ -11,7 +11,7 @@ BIN=.venv/bin
 OUT=${OUT:-runs/organism-eval}
 SEED1=${SEED1:-runs/organism-seed1}
 HELD_OUT=zbb/renderings/festival-slt-hts   # the held-out engine (festival): never heard in training
-TRAINING=zbb/audio                         # espeak-ng, a training engine
+TRAINING=zbb/renderings/flite-slt          # flite slt, a training voice (sentence by sentence, as trained)
 mkdir -p "$OUT"
 [ -f "$SEED1/model.safetensors" ] || $BIN/duplex-steer train-organism --seed 1 --codec-from duplex_steer/organism/weights \
     --out "$SEED1"

@@ -26,7 +26,7 @@ CONDITIONS = [
     ("no_interrupt+steer", "no_interrupt+steer (side effect)"),
 ]
 RENDERINGS = [("held-out", "held-out engine: festival (slt-hts), never heard in training"),
-              ("training", "training engine: espeak-ng (the committed zbb/audio)")]
+              ("training", "training voice: flite slt, sentence by sentence (zbb/renderings/flite-slt)")]
 SEEDS = (0, 1)
 
 
