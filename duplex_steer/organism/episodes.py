@@ -49,7 +49,7 @@ class EpisodeConfig:
     quiet_frames: tuple[int, int] = (3, 18)  # pause before a silent question
     interrupt_after: tuple[int, int] = (6, 40)  # monologue frames spoken before an interruption
     zbb_subject_rate: float = 0.6  # questions about a ZBB subject (the rest: training-only subjects)
-    variants: int = 18  # acoustic variants of every user utterance (6 training voices x clean + 2 augmented)
+    variants: int = 18  # acoustic variants of every user utterance (8 training voices clean + 10 augmented)
     followup_rate: float = 0.7  # chance of another silent question after each answer, while there is room
 
     def kind_probabilities(self) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 Same format and loader as the general dialogue set (`duplex_steer.speech.dialogues`), with turns the
 organism understands and long gaps in which it talks or answers, spoken by a training voice
-(`DIALOGUE_VOICE`): the held-out engine family (espeak-ng) stays out of everything fitted, vectors
+(`DIALOGUE_VOICE`): the held-out engine (festival) stays out of everything fitted, vectors
 included. Rebuild with `python -m duplex_steer.organism.fixtures` (deterministic: same flite and
 libvorbis, same bytes).
 """

@@ -1,7 +1,7 @@
 """Speech for the organism: every sentence rendered once per training voice, encoded once per variant.
 
-The user speaks whole sentences in the training voices (`hearing.TRAINING_VOICES`; the espeak-ng
-family is held out), each in `1 + augmentations` variants: variant v is voice v % voices, clean for
+The user speaks whole sentences in the training voices (`hearing.TRAINING_VOICES`; the festival
+engine is held out), each in `1 + augmentations` variants: variant v is voice v % voices, clean for
 v < voices, else a seeded augmentation (speed, gain, noise, room) of that rendering. The organism's own
 voice is `hearing.MODEL_VOICE`, word by word, each word starting on a frame boundary.
 
