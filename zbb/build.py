@@ -4,9 +4,9 @@ Queries are named by item id (queries/<id>.ogg), context prompts by a slug of th
 (contexts/tell-me-about-music.ogg). Leading silence is trimmed so the first word, the subject, starts
 2 ms after the first sample (within the 10 ms the benchmark asks for): spliced into a conversation, the
 file's first sample is the interruption onset. zbb/audio/manifest.json lists every file with its text,
-duration and SHA-256. Rebuild with `python -m zbb.build`. This default rendering (espeak-ng word by word)
-is what the organism was trained on; sentence-level renderings by other engines and recordings of people
-are built by zbb.rendering (`zbb build --tts ...`), and the loaders here play either kind.
+duration and SHA-256. Rebuild with `python -m zbb.build`. This default rendering is espeak-ng word by word (the
+organism heard espeak-ng's voices speak whole sentences in training, never these files); sentence-level
+renderings by other engines and recordings of people are built by zbb.rendering (`zbb build --tts ...`), and the loaders here play either kind.
 
 This module reads zbb/items.jsonl by path and imports nothing else from zbb/. The loaders and the manifest's
 format live in `duplex_steer.speech.zbb_audio` (the toolkit reads the benchmark's speech too) and are

@@ -110,8 +110,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         tts = get_tts(args.tts, **({"voice": args.voice} if args.voice else {}))
         out = Path(args.out) if args.out else RENDERINGS_DIR / rendering_name(tts)
         if out.resolve() == AUDIO_DIR.resolve():
-            raise CliError(f"{AUDIO_DIR} holds the default rendering (espeak-ng word by word, what the organism was "
-                           "trained on); write other engines elsewhere with --out")
+            raise CliError(f"{AUDIO_DIR} holds the default rendering (espeak-ng word by word); write other engines' "
+                           "renderings elsewhere with --out")
         manifest = build_rendering(tts, out, item_ids=args.items, limit=args.limit)
     else:
         if args.voice or args.items or args.limit:

@@ -36,7 +36,7 @@ BUFFER_TEXT = "Um, excuse me,"
 
 
 def default_audio_dir() -> Path:
-    """The committed default rendering (zbb/audio: espeak-ng word by word, what the organism was trained on)."""
+    """The committed default rendering (zbb/audio: espeak-ng en-us word by word)."""
     return package_dir(ZBB_PACKAGE) / "audio"
 
 
