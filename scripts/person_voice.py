@@ -1,10 +1,11 @@
-"""What the organism's codec hears in a person's voice: the only recordings of a person this machine can install.
+"""What the organism's codec hears in a person's voice: ALSA's speaker-test recordings (a Debian package).
 
 Debian's `alsa-utils` ships ALSA's speaker-test recordings, a person saying "Front right", "Rear left" and so
 on (`/usr/share/sounds/alsa/*.wav`, 48 kHz). Of their words only "right" is in the organism's world (every ZBB
 query ends with "..., right?"), so this is a small check, not a measure of hearing: for each recording it
 prints codebook 0's word per 80 ms frame and whether "right" is named on most of the frames where it is
-spoken (the second word: the frames after the first word's tags, found by the codec itself).
+spoken, and how often it names "right" where the person says "left" or "center" instead (the codec has a class
+for every word of its world and none for other words, so it always names some world word).
 
     apt-get download alsa-utils && dpkg -x alsa-utils_*.deb /tmp/alsa
     .venv/bin/python scripts/person_voice.py /tmp/alsa/usr/share/sounds/alsa [--codec duplex_steer/organism/weights]
@@ -34,7 +35,7 @@ def main() -> None:
     if not names:
         raise SystemExit(f"no WAV files in {args.folder}: extract alsa-utils first (see this script's docstring)")
     codec = load_small_codec(args.codec)
-    heard = 0
+    heard, right_frames = 0, {}
     spoken = [p for p in names if p.stem.endswith("_Right")]
     for path in names:
         audio, rate = sf.read(path, dtype="float32", always_2d=True)
@@ -44,10 +45,14 @@ def main() -> None:
         said = [w for w in words if w != SILENCE]
         top = Counter(said).most_common(3)
         line = " ".join(w if w != SILENCE else "." for w in words)
+        right_frames[path.stem] = words.count("right")
         if path in spoken:
             heard += int("right" in dict(top[:2]))
         print(f"{path.stem:12s} {line}\n{'':12s} most named: {top}")
     print(f"\n'right' among the two most named words in {heard} of {len(spoken)} recordings that say it")
+    for side in ("Right", "Left", "Center"):
+        counts = [n for stem, n in right_frames.items() if stem.endswith(side)]
+        print(f"frames named 'right' in the recordings saying '{side.lower()}': {counts}")
 
 
 if __name__ == "__main__":
