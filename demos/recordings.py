@@ -52,6 +52,9 @@ class DemoRecording:
 _ITEMS: dict[str, dict[str, Any]] | None = None
 
 
+DEMO_RENDERING = "flite-slt"  # zbb/renderings/: the organism heard this voice in training (festival's it never did)
+
+
 def zbb_items() -> dict[str, dict[str, Any]]:
     """The ZBB item bank by id (read once)."""
     global _ITEMS
@@ -63,21 +66,25 @@ def zbb_items() -> dict[str, dict[str, Any]]:
 
 
 def zbb_recording(item_id: str, interruption_s: float, reply_s: float, limits: DemoLimits = DemoLimits()) -> DemoRecording:
-    """The item's context prompt, silence until `interruption_s`, the query, then `reply_s` of silence.
+    """The item's context prompt, silence until `interruption_s`, the query, then `reply_s` of silence, spoken
+    by `DEMO_RENDERING` (flite slt, whole sentences: a voice the organism was trained on).
 
     The query starts on a frame boundary (so the oracle onset frame is exact) and never before the
     context prompt has ended.
     """
+    from duplex_steer.speech.zbb_audio import default_audio_dir
     from zbb.build import load_context_audio, load_query_audio
 
+    audio_dir = default_audio_dir().parent / "renderings" / DEMO_RENDERING
     item = zbb_items().get(item_id)
     if item is None:
         raise DemoError(f"unknown ZBB item {item_id!r}; pick one from the list")
     try:
-        context = load_context_audio(None, item["context"])
-        query = load_query_audio(None, item_id)
-    except KeyError as exc:
-        raise DemoError(f"the committed ZBB audio lacks this item ({exc.args[0]}); rebuild with python -m zbb.build") from None
+        context = load_context_audio(audio_dir, item["context"])
+        query = load_query_audio(audio_dir, item_id)
+    except (KeyError, OSError) as exc:
+        raise DemoError(f"the committed ZBB rendering {audio_dir} lacks this item ({exc}); rebuild it with "
+                        f"zbb build --tts flite --voice slt --out {audio_dir}") from None
     notes = []
     context_end = math.ceil(len(context) / FRAME_SAMPLES)
     onset_frame = int(math.floor(float(interruption_s) / FRAME_S + 1e-6))  # the frame holding that moment
@@ -93,7 +100,7 @@ def zbb_recording(item_id: str, interruption_s: float, reply_s: float, limits: D
                         f"{limits.max_seconds:g} s: choose an earlier interruption or a shorter reply window")
     onset_s = at / SAMPLE_RATE
     turns = [(0.0, len(context) / SAMPLE_RATE), (onset_s, (at + len(query)) / SAMPLE_RATE)]
-    info = {"kind": "zbb", "item": item_id, "query": item["text"], "context": item["context"],
+    info = {"kind": "zbb", "rendering": DEMO_RENDERING, "item": item_id, "query": item["text"], "context": item["context"],
             "truth": item["truth"], "interruption_s": onset_s, "reply_s": float(reply_s)}
     return DemoRecording(wav, onset_s, turns, info, notes)
 

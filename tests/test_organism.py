@@ -119,12 +119,16 @@ def test_committed_organism_loads_offline_and_says_what_it_is(organism) -> None:
     assert sum(p.numel() for p in organism.hf.decoder.parameters()) > 1e6
 
 
-def test_organism_talks_after_tell_me_about(organism) -> None:
-    """Greedy, the trained organism answers a ZBB context prompt with words of its topic."""
+@pytest.mark.parametrize("rendering", ["flite-slt", "festival-slt-hts"])
+def test_organism_talks_after_tell_me_about(organism, rendering: str) -> None:
+    """Greedy, the trained organism answers a ZBB context prompt with words of its topic, spoken by a training
+    voice (flite slt) and by the held-out engine (festival)."""
     from duplex_steer.engine.conversation import converse
+    from duplex_steer.speech.zbb_audio import default_audio_dir
     from zbb.build import load_context_audio
 
-    wav = np.concatenate([load_context_audio(None, "Tell me about music."), np.zeros(24_000 * 4, np.float32)])
+    audio_dir = default_audio_dir().parent / "renderings" / rendering
+    wav = np.concatenate([load_context_audio(audio_dir, "Tell me about music."), np.zeros(24_000 * 4, np.float32)])
     result = converse(organism, [wav], greedy=True, seed=0, decode_audio=False)
     assert "music" in result.texts[0].split()
 
@@ -183,24 +187,24 @@ def test_main_job_runs_on_the_organism_by_default(tmp_path) -> None:
     assert PerceptionVector.load(tmp_path / "perception_vector.safetensors").layers == [2]
 
 
-def test_example_interruption_missed_then_caught(organism) -> None:
-    """The committed recording: unsteered, the organism rarely names the subject; steered, it does."""
+def test_steering_catches_interruptions_in_the_held_out_engines_voice(tmp_path) -> None:
+    """On the held-out engine's recordings (festival, never heard in training), steering at the onset makes the
+    organism name the interrupting question's subject on more of the first 40 ZBB items than it loses, paired
+    item by item (the main job's own vector and settings; sampled, seed 0)."""
     import json
 
-    from duplex_steer.organism.fixtures import ORGANISM_EXAMPLE, load_organism_dialogues
-    from duplex_steer.steering import Steering
-    from duplex_steer.steering.compare import oracle, steer_recording
-    from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
+    from duplex_steer.cli import main as duplex_steer
+    from duplex_steer.organism.fixtures import held_out_rendering
+    from zbb.cli import main as zbb
 
-    vector, _ = fit_perception_vector(organism, load_organism_dialogues()[:6], [2], ActivityLabeler(), batch_size=6)
-    onset = json.loads(ORGANISM_EXAMPLE.with_suffix(".json").read_text())["interruption_onset_s"]
-    heard = {"unsteered": 0, "steered": 0}
-    for seed in range(3):
-        cmp = steer_recording(organism, str(ORGANISM_EXAMPLE), Steering(vector, [2], alpha=1.0, span=3),
-                              oracle(onset), seed=seed)
-        heard["unsteered"] += "penguins" in cmp.result.texts[0].split()
-        heard["steered"] += "penguins" in cmp.result.texts[1].split()
-    assert heard["steered"] >= 2 and heard["unsteered"] <= 1, heard
+    vector = tmp_path / "vector.safetensors"
+    assert duplex_steer(["fit-vector", "--model", "organism", "--out", str(vector)]) == 0
+    assert zbb(["run", "--model", "organism", "--vector", str(vector), "--limit", "40", "--audio",
+                str(held_out_rendering()), "--out", str(tmp_path / "run"), "--conditions", "interrupt",
+                "interrupt+steer"]) == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    pairs = report["paired"]["interrupt+steer"]["metrics"]["iwor"]["mcnemar"]
+    assert pairs["n_pairs"] >= 35 and pairs["gained"] >= pairs["lost"] + 4, pairs
 
 
 def test_user_heads_predict_the_users_next_codes(organism) -> None:
