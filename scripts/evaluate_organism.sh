@@ -2,7 +2,7 @@
 # Evaluate the organism with the toolkit's own commands (the figures in README.md and the model card).
 #   bash scripts/evaluate_organism.sh      # committed organism (seed 0) + a second training seed (seed 1)
 # Needs the set-up of scripts/setup.sh (with flite, festival and espeak-ng). Training seed 1 (sharing
-# seed 0's tag codec) takes about 40 minutes on 2 quiet cores; each ZBB run (100 items x 8 conditions)
+# seed 0's tag codec) takes about 45 minutes on 2 cores; each ZBB run (100 items x 8 conditions)
 # a few minutes.
 # Steering settings are the organism's defaults (layer 2 of 6, alpha 1, 3 frames), fixed before any ZBB run.
 set -euo pipefail
@@ -34,4 +34,9 @@ for seed in 0 1; do
       --gaps 0.4 12 --pairs-audio "$HELD_OUT" --steer-vector "$OUT/vector-seed$seed.safetensors" \
       --out "$OUT/analyze-seed$seed"
 done
+# the README's and the model card's figures (seed 0, the committed organism)
+cp "$OUT/analyze-seed0/heatmaps.png" docs/img/organism_heatmaps.png
+cp "$OUT/analyze-seed0/heatmap_pairs.png" docs/img/organism_heatmap_pairs.png
+cp "$OUT/analyze-seed0/inertia_timeline.png" docs/img/organism_inertia_timeline.png
+$BIN/python scripts/organism_tables.py "$OUT"
 echo "reports: $OUT/zbb-*/report.md $OUT/analyze-seed*/"
