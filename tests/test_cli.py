@@ -141,7 +141,8 @@ def _organism_vector(tmp_path, layers=(2,)):
 
     from duplex_steer.steering import PerceptionVector
 
-    fingerprint = {"architecture": "moshi", "hidden_size": 128, "num_layers": 6, "checkpoint": "organism"}
+    # the organism has user-stream heads (dep_q 16): a PersonaPlex-shaped architecture
+    fingerprint = {"architecture": "moshi-personaplex", "hidden_size": 128, "num_layers": 6, "checkpoint": "organism"}
     vec = PerceptionVector({k: torch.ones(128) for k in layers}, {"model": fingerprint, "method": "test"})
     return str(vec.save(tmp_path / "organism.safetensors"))
 
