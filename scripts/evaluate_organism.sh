@@ -2,8 +2,8 @@
 # Evaluate the organism with the toolkit's own commands (the figures in README.md and the model card).
 #   bash scripts/evaluate_organism.sh      # committed organism (seed 0) + a second training seed (seed 1)
 # Needs the set-up of scripts/setup.sh (with flite, festival and espeak-ng). Training seed 1 (sharing
-# seed 0's tag codec) takes about 45 minutes on 2 cores; each ZBB run (100 items x 8 conditions)
-# a few minutes.
+# seed 0's tag codec) took 73 minutes on 2 cores beside another training; each ZBB run (100 items x 8 conditions)
+# about 7 minutes.
 # Steering settings are the organism's defaults (layer 2 of 6, alpha 1, 3 frames), fixed before any ZBB run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
