@@ -72,10 +72,10 @@ def zbb_recording(item_id: str, interruption_s: float, reply_s: float, limits: D
     The query starts on a frame boundary (so the oracle onset frame is exact) and never before the
     context prompt has ended.
     """
-    from duplex_steer.speech.zbb_audio import default_audio_dir
     from zbb.build import load_context_audio, load_query_audio
+    from zbb.rendering import RENDERINGS_DIR
 
-    audio_dir = default_audio_dir().parent / "renderings" / DEMO_RENDERING
+    audio_dir = RENDERINGS_DIR / DEMO_RENDERING
     item = zbb_items().get(item_id)
     if item is None:
         raise DemoError(f"unknown ZBB item {item_id!r}; pick one from the list")

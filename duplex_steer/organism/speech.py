@@ -96,7 +96,7 @@ class SpeechBank:
     # --- codes ------------------------------------------------------------------------------------
     def _encode(self, wav: np.ndarray) -> tuple[torch.Tensor, int]:
         """(codes of `wav` followed by `codec.context_frames` silent frames, frames of `wav`)."""
-        after = FRAME_SAMPLES * getattr(self.codec, "context_frames", 1)
+        after = FRAME_SAMPLES * self.codec.context_frames
         padded = np.concatenate([wav, np.zeros(-len(wav) % FRAME_SAMPLES + after, np.float32)])
         return self.codec.encode(padded[None])[0], -(-len(wav) // FRAME_SAMPLES)
 

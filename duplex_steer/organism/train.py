@@ -4,9 +4,9 @@
 
 Everything is seeded. The tag codec (`hearing.py`) is fitted with seed 0 and can be shared by every
 training seed (`codec_from`), so seeds differ only in the model. The loss is the reference's
-teacher-forced objective: cross-entropy on the model's next text token (padding weighted 0.5), plus
-the mean cross-entropy over the model's 8 audio codebooks (answer tokens "yes" / "no" weighted `answer_weight`), plus `user_weight` x the mean over the user's
-8 codebooks, predicted by the user-stream heads (depformer steps 8-15, as PersonaPlex has them). Writes
+teacher-forced objective: cross-entropy on the model's next text token (padding weighted 0.5, the answer
+tokens "yes" / "no" `answer_weight`), plus the mean cross-entropy over the model's 8 audio codebooks, plus
+`user_weight` x the mean over the user's 8 codebooks, predicted by the user-stream heads (depformer steps 8-15, as PersonaPlex has them). Writes
 the checkpoint folder (see `checkpoint.py`), `training.json` (settings, losses, the codec's tagging
 accuracy on training and held-out speech, wall time) and `loss.png`.
 """
