@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE
-from duplex_steer.engine.mel_codec import CodecError, MelCodec
+from duplex_steer.engine.mel_codec import CodecError, MelCodec, slaney_mel_filters
 
 
 def _signals(n: int = 12, seed: int = 0) -> list[np.ndarray]:
@@ -82,3 +82,17 @@ def test_clear_errors(codec: MelCodec, tmp_path) -> None:
         MelCodec.load(tmp_path)
     with pytest.raises(CodecError, match="at least 64 frames"):
         MelCodec.fit(_signals(1), card=64)
+
+
+@pytest.mark.parametrize("sr, n_fft, n_mels, fmin, fmax", [(24000, 1024, 48, 40.0, 10_000.0),
+                                                           (16000, 512, 40, 0.0, 8000.0),
+                                                           (24000, 2048, 80, 1000.0, 11_000.0)])
+def test_mel_filters_equal_librosa_bit_for_bit(sr, n_fft, n_mels, fmin, fmax):
+    """The codec builds its filterbank without librosa (seconds of imports); the codes it was trained with
+    came from librosa's, so the two must be the same float32 numbers, not merely close."""
+    import librosa
+
+    ours = slaney_mel_filters(sr, n_fft, n_mels, fmin, fmax)
+    theirs = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    assert ours.dtype == theirs.dtype == np.float32
+    assert np.array_equal(ours, theirs)

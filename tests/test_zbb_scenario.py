@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from duplex_steer.engine.text import EPAD, PAD, PieceTokenizer
 from duplex_steer.probes.activity import PIECE_RULE, WORD_RULE
@@ -85,3 +86,38 @@ def test_query_placement_follows_the_models_activity_rule():
                 break
     assert onsets == {PIECE_RULE.name: 8, WORD_RULE.name: 12}  # 8 speaking frames; the word rule counts fewer
     assert Scenario(PENGUINS_TRUE, "interrupt", 0, np.zeros(0), np.zeros(0), ScenarioRules(hold=5)).activity.hold == 5
+
+
+@pytest.mark.parametrize("rendering", [None, "festival-slt-hts"])
+def test_a_query_encoded_once_gives_each_placement_the_codes_of_its_whole_stream(rendering):
+    """The runner encodes a query once per item and splices it in after the context (zbb.runner): for the
+    organism's causal codec that must equal encoding each scenario's whole stream, code for code."""
+    from duplex_steer.engine.tag_codec import load_small_codec
+    from duplex_steer.organism.checkpoint import WEIGHTS_DIR
+    from zbb import load_items
+    from zbb.build import load_buffered_query_audio, load_context_audio, load_query_audio
+    from zbb.rendering import RENDERINGS_DIR
+
+    codec = load_small_codec(WEIGHTS_DIR)
+    audio = None if rendering is None else RENDERINGS_DIR / rendering
+    rng = np.random.default_rng(0)
+    for item in load_items()[:6]:
+        for kind, query in (("interrupt", load_query_audio(audio, item["id"])),
+                            ("buffered", load_buffered_query_audio(audio, item["id"]))):
+            s = Scenario(item, kind, 0, load_context_audio(audio, item["context"]), query, ScenarioRules(),
+                         start_frame=3)
+            s.replan(codec)
+            before, spliced = s.codes, s.query_codes(codec)
+            for lead in (codec.context_frames, *rng.integers(codec.context_frames + 1, 125, 2)):
+                s.codes, s.onset_frame = before, None
+                s.place_query(s.start_frame + s.context_frames + int(lead))
+                assert s.silent_lead_frames() == lead
+                s.replan(codec)
+                whole = s.codes
+                s.codes = before
+                s.replan(codec, spliced)
+                assert torch.equal(s.codes, whole) and s.codes.shape[1] * 1920 >= len(s.wave)
+    s.codes, s.onset_frame = before, None
+    s.place_query(s.start_frame + s.context_frames + codec.context_frames - 1)  # too little silence: refused
+    with pytest.raises(ValueError, match="silent frames"):
+        s.replan(codec, spliced)

@@ -178,6 +178,7 @@ class Runner:
                          if self.vector is not None else None)
         self.layer = self.settings.layer if self.settings is not None else None
         self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
+        self._query_codes: dict[tuple[str, str], torch.Tensor] = {}  # (item, scenario kind) -> codes from the onset
         self.asr = load_asr(config.asr_model) if config.asr_model else None
         self._codes: dict[int, torch.Tensor] = {}  # session frame -> model codes [B, 8], for the ASR
         self.activity = model_activity_rule(model, config.rules.hold)  # "model speaking" for its vocabulary
@@ -248,7 +249,7 @@ class Runner:
                         s.text[t] = frame_text[b]
                     if s.phase == WAITING and s.observe(t, recent[b]):
                         s.place_query(t + 1)
-                        s.replan(model.codec)
+                        self._replan(s)
                         if injection(s.condition) == "mistimed":
                             controllers[s.condition].trigger(b, s.query_end_frame)
                     s.advance(t)
@@ -258,6 +259,18 @@ class Runner:
         finally:
             for h in handles:
                 h.remove()
+
+    def _replan(self, s: Scenario) -> None:
+        """Encode a placed query's stream: once per query where the codec allows it (`Scenario.query_codes`:
+        the same codes as encoding the whole stream again), else the whole stream."""
+        codec = self.model.codec
+        if s.silent_lead_frames() < getattr(codec, "context_frames", float("inf")):
+            s.replan(codec)
+            return
+        key = (s.item["id"], split_condition(s.condition)[0])
+        if key not in self._query_codes:
+            self._query_codes[key] = s.query_codes(codec)
+        s.replan(codec, self._query_codes[key])
 
     def _frames_bound(self, scenarios: Sequence[Scenario]) -> int:
         """At most how many session frames a batch takes (prompt, context, the longest wait, query, reply):

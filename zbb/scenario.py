@@ -99,10 +99,35 @@ class Scenario:
             wav[at : at + len(self.query)] = self.query
         return wav
 
-    def replan(self, codec) -> None:
-        """Re-plan and re-encode the user stream (the codec is causal: fed frames keep their codes)."""
+    def replan(self, codec, query_codes: torch.Tensor | None = None) -> None:
+        """Re-plan and re-encode the user stream (the codec is causal: fed frames keep their codes).
+
+        `query_codes` (from `query_codes`, once the query is placed) are the codes of the stream from the
+        onset on, encoded once per query: they replace the whole stream's encoding when the codec's codes
+        after `codec.context_frames` silent frames are the utterance's own (`silent_lead_frames`)."""
         self.wave = self.planned_waveform()
-        self.codes = codec.encode(self.wave[None])[0].cpu()
+        if query_codes is None:
+            self.codes = codec.encode(self.wave[None])[0].cpu()
+            return
+        onset = self.onset_frame - self.start_frame
+        if self.silent_lead_frames() < getattr(codec, "context_frames", float("inf")):
+            raise ValueError("query codes need codec.context_frames silent frames before the onset")
+        self.codes = torch.cat([self.codes[:, :onset], query_codes], 1)
+
+    def silent_lead_frames(self) -> int:
+        """Whole frames of silence between the context's last sample and the placed query (0 before)."""
+        if self.onset_frame is None:
+            return 0
+        return self.onset_frame - self.start_frame - self.context_frames
+
+    def query_codes(self, codec) -> torch.Tensor:
+        """Codes of the stream from the onset on (query, then the reply's silence), encoded after
+        `codec.context_frames` silent frames: what every placement of this query after as much silence
+        gets, so a runner encodes each query once rather than each scenario's whole stream."""
+        lead = codec.context_frames
+        wav = np.zeros((lead + self.rules.reply_frames + 2) * FRAME_SAMPLES + len(self.query), np.float32)
+        wav[lead * FRAME_SAMPLES : lead * FRAME_SAMPLES + len(self.query)] = self.query
+        return codec.encode(wav[None])[0, :, lead:].cpu()
 
     def observe(self, frame: int, recent_text: np.ndarray) -> bool:
         """Update activity counters after `frame`'s step; True when the query should start next frame."""

@@ -28,6 +28,42 @@ CODEC_WEIGHTS = "codec.safetensors"
 CODEC_CONFIG = "codec.json"
 
 
+_MEL_LINEAR_HZ = 200.0 / 3  # Slaney's mel scale: linear below 1 kHz (3 mel per 200 Hz), logarithmic above
+_MEL_LOG_START_HZ = 1000.0
+_MEL_LOG_STEP = np.log(6.4) / 27.0
+
+
+def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    mel = hz / _MEL_LINEAR_HZ
+    high = hz >= _MEL_LOG_START_HZ
+    mel[high] = _MEL_LOG_START_HZ / _MEL_LINEAR_HZ + np.log(hz[high] / _MEL_LOG_START_HZ) / _MEL_LOG_STEP
+    return mel
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    hz = _MEL_LINEAR_HZ * mel
+    start = _MEL_LOG_START_HZ / _MEL_LINEAR_HZ
+    high = mel >= start
+    hz[high] = _MEL_LOG_START_HZ * np.exp(_MEL_LOG_STEP * (mel[high] - start))
+    return hz
+
+
+def slaney_mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """[n_mels, n_fft // 2 + 1] float32 triangular filters on Slaney's mel scale, area-normalised: the same
+    arithmetic as `librosa.filters.mel(sr=..., n_fft=..., n_mels=..., fmin=..., fmax=...)` (its defaults
+    htk=False, norm='slaney'), bit for bit (tests/test_mel_codec.py), without importing librosa."""
+    fft_hz = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
+    edges = _hz_to_slaney_mel(np.asarray([fmin, fmax], dtype=np.float64))
+    mel_hz = _slaney_mel_to_hz(np.linspace(edges[0], edges[1], n_mels + 2))
+    widths = np.diff(mel_hz)
+    ramps = np.subtract.outer(mel_hz, fft_hz)
+    weights = np.zeros((n_mels, len(fft_hz)), dtype=np.float32)
+    for i in range(n_mels):
+        weights[i] = np.maximum(0, np.minimum(-ramps[i] / widths[i], ramps[i + 2] / widths[i + 1]))
+    weights *= (2.0 / (mel_hz[2 : n_mels + 2] - mel_hz[:n_mels]))[:, np.newaxis]
+    return weights
+
+
 class CodecError(DuplexSteerError, ValueError):
     """A codec file or input that cannot be used."""
 
@@ -69,12 +105,10 @@ class MelCodec:
 
     @functools.cached_property
     def mel_filters(self) -> np.ndarray:
-        """[n_mels, n_fft // 2 + 1] mel filterbank; built on first use, as librosa (with scipy and numba)
-        takes seconds to import and a model that only steps codes never needs it."""
-        import librosa
-
+        """[n_mels, n_fft // 2 + 1] Slaney mel filterbank (librosa's `filters.mel` defaults, computed here:
+        importing librosa, with scipy and numba, takes seconds and encoding never needs the rest of it)."""
         s = self.settings
-        return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=s.n_fft, n_mels=s.n_mels, fmin=s.fmin, fmax=s.fmax)
+        return slaney_mel_filters(SAMPLE_RATE, s.n_fft, s.n_mels, s.fmin, s.fmax)
 
     @functools.cached_property
     def _mel_basis(self) -> torch.Tensor:
