@@ -35,10 +35,18 @@ def run_config_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from zbb.runner import merge_and_report, run
+    from zbb.runner import RunError, merge_and_report, run
+    from zbb.work import launcher_shard
+    from zbb.workers import run_in_workers
 
     shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
-    run(run_config_from_args(args), args.out, shard=shard)
+    config = run_config_from_args(args)
+    if shard is not None or launcher_shard()[1] > 1:
+        if args.workers not in (None, 1):
+            raise RunError("--workers runs local processes; it cannot be combined with --shard or torchrun's ranks")
+        run(config, args.out, shard=shard)
+    else:
+        run_in_workers(config, args.out, workers=args.workers, threads=args.threads)
     if args.no_report:
         return 0
     merge_and_report(args.out, keep_unmet=args.keep_unmet)
@@ -104,7 +112,8 @@ def cmd_main(args: argparse.Namespace) -> int:
     from duplex_steer.prompt_args import check_prompt_args, prompt_from_args, prompt_line
     from duplex_steer.steering.defaults import default_steering
     from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
-    from zbb.runner import RunConfig, check_audio, merge_and_report, run
+    from zbb.runner import RunConfig, check_audio, merge_and_report
+    from zbb.workers import run_in_workers
 
     if args.audio:
         check_audio(args.audio, ALL_CONDITIONS, limit=args.limit)  # before the model loads
@@ -128,7 +137,7 @@ def cmd_main(args: argparse.Namespace) -> int:
                        limit=args.limit, seed=args.seed,  # layer, alpha, span: the model's (resolved, recorded)
                        repetitions=args.repetitions, audio=args.audio, voice=args.voice,
                        text_prompt=args.text_prompt, dtype=args.dtype, device=args.device)
-    run(config, out, model=model)
+    run_in_workers(config, out, workers=args.workers, threads=args.threads, model=model)
     merge_and_report(out, keep_unmet=args.keep_unmet)
     print((out / "report.md").read_text(encoding="utf-8"), end="")
     if model.caveat:
@@ -136,6 +145,23 @@ def cmd_main(args: argparse.Namespace) -> int:
     print(f"report: {out / 'report.md'} (+ report.png, items.csv, results.jsonl)")
     print("On a GPU with real weights: zbb run --model kyutai/moshiko-pytorch-bf16 --vector VEC --out runs/moshi")
     return 0
+
+
+def _worker_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of processes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1 process, got {value}")
+    return value
+
+
+def add_workers_arg(parser: argparse.ArgumentParser) -> None:
+    """--workers N: local processes sharing the run (zbb.workers)."""
+    parser.add_argument("--workers", type=_worker_count, default=None, metavar="N",
+                        help="processes that share the run, each a share of the items (default: one per core for a "
+                             "small model on the CPU, such as the organism, else 1); results do not depend on it")
 
 
 def add_main(subparsers: Any) -> None:
@@ -149,6 +175,7 @@ def add_main(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--audio", default=None, help=AUDIO_HELP)
     add_prompt_args(parser)
+    add_workers_arg(parser)
     add_keep_unmet(parser)
     parser.set_defaults(func=cmd_main)
 
@@ -158,6 +185,7 @@ def add_run(subparsers: Any) -> None:
     run_arguments(parser)
     parser.add_argument("--shard", default=None, help="RANK/WORLD (default: from torchrun's RANK, WORLD_SIZE)")
     parser.add_argument("--no-report", action="store_true", help="skip the report (shards; use `zbb report`)")
+    add_workers_arg(parser)
     add_keep_unmet(parser)
     parser.set_defaults(func=cmd_run)
 

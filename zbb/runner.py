@@ -345,9 +345,19 @@ class Runner:
 
 def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = True,
         shard: tuple[int, int] | None = None) -> Path:
-    """Run (or resume) a ZBB run into `out_dir`; returns the results file. `shard` = (rank, world)."""
-    from duplex_steer import load
+    """Run (or resume) a ZBB run into `out_dir` in this process; returns the results file. `shard` = (rank,
+    world); several local processes: `zbb.workers.run_in_workers`."""
+    out = prepare_run(config, out_dir)
+    rank, world = shard or launcher_shard()
+    results = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
+    work = remaining_work(config, out, rank, world)
+    if work:
+        play(config, out, work, results, model=model, progress=progress)
+    return results
 
+
+def prepare_run(config: RunConfig, out_dir: str | Path) -> Path:
+    """Check the configuration and save it as config.json (or check it equals the one saved: a resume)."""
     config.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -362,16 +372,26 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
                            f"the same options (only {', '.join(NOT_IDENTITY)} may change) or choose a new --out")
     else:
         cfg_path.write_text(json.dumps(saved, indent=1))
-    rank, world = shard or launcher_shard()
-    results = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
-    repair_torn_tail(results)
+    return out
+
+
+def remaining_work(config: RunConfig, out: Path, rank: int = 0, world: int = 1) -> list[tuple[dict[str, Any], str, int]]:
+    """This shard's scenarios that no results file in `out` holds yet (torn last lines repaired first)."""
+    for f in out.glob("results*.jsonl"):
+        repair_torn_tail(f)
     done = {record_key(r) for f in out.glob("results*.jsonl") for r in read_results(f)}
-    work = [w for w in shard_units(run_work(config), rank, world) if (w[0]["id"], w[1], w[2]) not in done]
-    if not work:
-        return results
+    return [w for w in shard_units(run_work(config), rank, world) if (w[0]["id"], w[1], w[2]) not in done]
+
+
+def play(config: RunConfig, out: Path, work: Sequence[tuple[dict[str, Any], str, int]], results: Path,
+         model=None, progress: bool = True, record_settings: bool = True) -> None:
+    """Play `work` (whole units) batch by batch, appending each record to `results` as it finishes."""
+    from duplex_steer import load
+
     model = model or load(config.model, device=config.device, dtype=torch_dtype(config.dtype))
     runner = Runner(model, config)
-    record_resolved(cfg_path, runner)
+    if record_settings:
+        record_resolved(out / "config.json", runner)
 
     def records() -> Iterator[dict[str, Any]]:
         for batch in item_batches(work, config.batch_size):
@@ -379,7 +399,6 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
                 yield dict(record, model=model.source)
 
     append_records(results, records(), len(work), f"zbb {model.source}" if progress else None)
-    return results
 
 
 def record_resolved(cfg_path: Path, runner: Runner) -> None:
