@@ -217,10 +217,10 @@ def test_unknown_subcommand_is_argparse_usage_error(capsys):
 
 
 def test_run_detectors_fire_only_while_the_model_speaks_unless_told(monkeypatch):
-    import zbb.runner
+    import zbb.workers
 
     configs = []
-    monkeypatch.setattr(zbb.runner, "run", lambda config, out, shard=None: configs.append(config))
+    monkeypatch.setattr(zbb.workers, "run_in_workers", lambda config, out, **options: configs.append(config))
     base = ["run", "--out", "x", "--onset", "energy", "--no-report"]
     assert main(base) == 0 and main([*base, "--no-only-while-speaking"]) == 0
     assert [c.onset_only_while_model_speaks for c in configs] == [True, False]

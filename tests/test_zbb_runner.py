@@ -17,7 +17,8 @@ from duplex_steer.steering import PerceptionVector
 from tests.conftest import REPO
 from zbb import load_items
 from zbb.build import load_query_audio
-from zbb.runner import RunConfig, RunError, Runner, merge_and_report, read_results, run
+from zbb.run_folder import merge_and_report
+from zbb.runner import RunConfig, RunError, Runner, read_results, run
 from zbb.scenario import DONE, QUERY, Scenario, ScenarioRules
 
 RULES = ScenarioRules(interrupt_after_frames=3, quiet_frames=2, max_wait_frames=6, reply_frames=4)

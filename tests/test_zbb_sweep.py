@@ -171,3 +171,15 @@ def test_heatmaps_of_a_ragged_grid(swept, tmp_path):
              for la in (12, 23) for a in (1.0, 5.5, 8.0) for s in (1, 3) if (la, a, s) != (23, 8.0, 3)]
     plot_sweep({**summary, "cells": cells}, tmp_path / "grid.png")
     assert (tmp_path / "grid.png").stat().st_size > 30_000
+
+
+def test_a_sweep_in_two_processes_gives_the_records_of_one(tiny, vector_file, tmp_path):
+    base = _base(vector_file, items=None, limit=2)
+    grid = {"layers": [2], "alphas": [4.0], "spans": [2]}
+    sweep(base, tmp_path / "one", model=tiny, progress=False, workers=1, **grid)
+    sweep(base, tmp_path / "two", model=tiny, progress=False, workers=2, **grid)
+    for folder in (BASELINES, f"{CELLS}/{cell_name(2, 4.0, 2)}"):
+        one, two = ({(r["id"], r["condition"]): r for f in sorted((tmp_path / run / folder).glob("results*.jsonl"))
+                     for r in read_results(f)} for run in ("one", "two"))
+        assert len(one) == 2 * (2 if folder == BASELINES else 1) and two == one
+        assert len(list((tmp_path / "two" / folder).glob("results.rank*.jsonl"))) == 2

@@ -35,7 +35,8 @@ def run_config_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from zbb.runner import RunError, merge_and_report, run
+    from zbb.run_folder import RunError, merge_and_report
+    from zbb.runner import run
     from zbb.work import launcher_shard
     from zbb.workers import run_in_workers
 
@@ -56,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from zbb.runner import merge_and_report
+    from zbb.run_folder import merge_and_report
 
     merge_and_report(args.out, keep_unmet=args.keep_unmet)
     print((Path(args.out) / "report.md").read_text(encoding="utf-8"), end="")
@@ -112,7 +113,8 @@ def cmd_main(args: argparse.Namespace) -> int:
     from duplex_steer.prompt_args import check_prompt_args, prompt_from_args, prompt_line
     from duplex_steer.steering.defaults import default_steering
     from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
-    from zbb.runner import RunConfig, check_audio, merge_and_report
+    from zbb.run_folder import merge_and_report
+    from zbb.runner import RunConfig, check_audio
     from zbb.workers import run_in_workers
 
     if args.audio:
@@ -213,7 +215,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.limit is None:
         args.limit = DEFAULT_LIMIT
     summary = sweep(run_config_from_args(args), args.out, layers=args.layers, alphas=args.alphas or DEFAULT_ALPHAS,
-                    spans=args.spans or DEFAULT_SPANS, delays=args.onset_delays)
+                    spans=args.spans or DEFAULT_SPANS, delays=args.onset_delays, workers=args.workers)
     if summary is None:
         print(f"shard done; run the same command without torchrun to write {args.out}/sweep.md")
         return 0
@@ -231,6 +233,7 @@ def add_sweep(subparsers: Any) -> None:
         "singular --layer/--alpha/--span are ignored; --onset-delay is the one delay when --onset-delays is not "
         "given); --limit defaults to 20 items (--limit 0: all).")
     run_arguments(parser)
+    add_workers_arg(parser)
     parser.add_argument("--layers", type=int, nargs="+", default=None, help="default: the vector's layers")
     parser.add_argument("--alphas", type=float, nargs="+", default=None, help="default: 1 3 5.5 8")
     parser.add_argument("--spans", type=int, nargs="+", default=None, help="default: 1 3 6 (frames)")

@@ -35,13 +35,8 @@ from .header import run_caveat
 from .paired import paired_recovery
 from .report import INTERRUPT, NO_INTERRUPT, RATE_METRICS, STEER, recovery
 from .results import read_results
-from .runner import (
-    STEERED,
-    RunConfig,
-    RunError,
-    merge_and_report,
-    run_work,
-)
+from .run_folder import RunError, merge_and_report
+from .runner import STEERED, RunConfig, run_work
 from .sweep_delay import delay_of, plot_delay_sweep, render_delay_table
 from .work import launcher_shard
 
@@ -91,12 +86,13 @@ def _pending(config: RunConfig, out: Path) -> int:
 def sweep(base: RunConfig, out_dir: str | Path, layers: Sequence[int] | None = None,
           alphas: Sequence[float] = DEFAULT_ALPHAS, spans: Sequence[int] = DEFAULT_SPANS,
           delays: Sequence[int] | None = None, model=None, progress: bool = True,
-          report: bool = True) -> dict[str, Any] | None:
+          report: bool = True, workers: int | None = 1) -> dict[str, Any] | None:
     """Run (or resume) the baselines and every cell; return the summary (None when sharded or report=False).
 
     `base` gives everything but the grid (model, vector, items or limit, rules, seed, batch size...);
     `layers` defaults to the vector's layers, `delays` (oracle onset delays, frames) to the base's one.
-    The model is loaded once, and only if work remains.
+    The model is loaded once, and only if work remains. `workers` local processes share each folder's
+    items (`zbb.workers`; None: one per core for a small model on the CPU), outside torchrun.
     Under torchrun every process runs its shard of each folder; rerun without torchrun (or call
     `summarize_sweep`) to write the summary.
     """
@@ -104,6 +100,7 @@ def sweep(base: RunConfig, out_dir: str | Path, layers: Sequence[int] | None = N
     from duplex_steer.steering import PerceptionVector
 
     from .runner import run
+    from .workers import run_in_workers
 
     if not base.vector:
         raise RunError("a sweep needs --vector FILE (make one with `duplex-steer fit-vector`)")
@@ -126,7 +123,10 @@ def sweep(base: RunConfig, out_dir: str | Path, layers: Sequence[int] | None = N
     for k, (folder, cfg) in enumerate(runs):
         if progress:
             print(f"[{k + 1}/{len(runs)}] {folder.relative_to(out)}", flush=True)
-        run(cfg, folder, model=model, progress=progress)
+        if launcher_shard()[1] > 1:
+            run(cfg, folder, model=model, progress=progress)
+        else:
+            run_in_workers(cfg, folder, workers=workers, progress=progress, model=model)
     if not report or launcher_shard()[1] > 1:
         return None
     if model is not None:

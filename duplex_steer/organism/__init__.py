@@ -46,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train-organism", help="train the CPU model organism (under an hour on 2 cores)")
+    p = sub.add_parser("train-organism", help="train the CPU model organism (about 70-90 minutes on 2 cores)")
     p.add_argument("--out", default="runs/organism", help="checkpoint folder to write")
     p.add_argument("--codec-from", default=None, metavar="FOLDER",
                    help="reuse the tag codec of this organism folder instead of fitting one (seeds share it)")
@@ -57,5 +57,6 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--zero-buffer-rate", type=float, default=None,
                    help="fraction of episodes with a zero-buffer interruption (default: EpisodeConfig's)")
-    add_threads_arg(p, help="training threads (default: TrainConfig.threads, 2, as the committed organism was trained)")
+    add_threads_arg(p, help="training threads (default: TrainConfig.threads, 1, as the committed organism was trained; "
+                    "a second thread speeds a step up by about 5%%: benchmarks/train_step.py)")
     p.set_defaults(func=cmd_train)
