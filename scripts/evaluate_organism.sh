@@ -3,7 +3,7 @@
 #   bash scripts/evaluate_organism.sh      # committed organism (seed 0) + a second training seed (seed 1)
 # Needs the set-up of scripts/setup.sh (with flite, festival and espeak-ng). Training seed 1 (sharing
 # seed 0's tag codec) took 73 minutes on 2 cores beside another training; each ZBB run (100 items x 8 conditions)
-# about 7 minutes.
+# about 7 minutes in one process, about 3.5 in two (zbb main --workers, the default on 2 cores).
 # Steering settings are the organism's defaults (layer 2 of 6, alpha 1, 3 frames), fixed before any ZBB run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
