@@ -97,6 +97,9 @@ def test_default_workers_one_per_core_for_small_cpu_models_only(vector_file, mon
     work = [(item, c, 0) for item in [{"id": f"i{k}"} for k in range(8)] for c in CONDITIONS]
     assert default_workers(cfg, work) == 2
     assert default_workers(cfg, work[: len(CONDITIONS)]) == 1  # one batch: one process
+    monkeypatch.setattr(workers, "available_cores", lambda: 64)
+    many = [({"id": f"i{k}"}, c, 0) for k in range(40) for c in CONDITIONS]  # 40 batches of one item
+    assert default_workers(_config(vector_file, batch_size=4), many) == workers.MAX_DEFAULT_WORKERS
     assert default_workers(_config(vector_file, model="kyutai/moshiko-pytorch-bf16"), work) == 1
     assert default_workers(_config(vector_file, device="cuda"), work) == 1
 

@@ -7,6 +7,9 @@ processes, and its sampling noise is keyed to it), each worker process loads the
 records to `results.rank{N}.jsonl`, and the parent shows one progress bar. Results equal a run in one
 process, record for record (tests/test_zbb_workers.py); a failed or interrupted run keeps every finished
 record and resumes with the same command, with any number of workers.
+
+The workers are spawned (fresh interpreters), so a script that calls `run_in_workers` must do so under
+`if __name__ == "__main__":`, as with any spawned process; the `zbb` commands do.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ class WorkerError(DuplexSteerError, RuntimeError):
     """A worker process of a parallel run failed (its finished records are kept)."""
 
 
+MAX_DEFAULT_WORKERS = 8  # each process imports torch and loads the model: beyond this the loads outweigh the gain
+
+
 def default_workers(config: Any, work: list) -> int:
     """Processes for a run: the cores this process may use, for a small model on the CPU, capped by the
-    number of batches (a process per batch at most); one for anything else (a GPU, a large model)."""
+    number of batches (a process per batch at most) and `MAX_DEFAULT_WORKERS`; one for anything else (a
+    GPU, a large model)."""
     if config.device not in (None, "cpu") or not is_small_model(config.model):
         return 1
     if config.device is None:
@@ -38,7 +45,8 @@ def default_workers(config: Any, work: list) -> int:
 
         if torch.cuda.is_available():
             return 1
-    return max(1, min(available_cores(), len(list(item_batches(work, config.batch_size)))))
+    batches = len(list(item_batches(work, config.batch_size)))
+    return max(1, min(available_cores(), batches, MAX_DEFAULT_WORKERS))
 
 
 def run_in_workers(config: Any, out_dir: str | Path, workers: int | None = None, progress: bool = True,
@@ -137,4 +145,4 @@ def _worker(config_json: dict[str, Any], out: str, rank: int, keys: list[tuple[s
         raise SystemExit(1) from None
 
 
-__all__ = ["WorkerError", "default_workers", "run_in_workers"]
+__all__ = ["MAX_DEFAULT_WORKERS", "WorkerError", "default_workers", "run_in_workers"]
