@@ -109,13 +109,13 @@ def configure_threads(n: int | None = None, model_size_hint: str | os.PathLike[s
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer of at least 1."""
+    """argparse type: a whole number of at least 1 (--threads, zbb's --workers)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"the thread count must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 

@@ -149,19 +149,11 @@ def cmd_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of processes, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"at least 1 process, got {value}")
-    return value
-
-
 def add_workers_arg(parser: argparse.ArgumentParser) -> None:
     """--workers N: local processes sharing the run (zbb.workers)."""
-    parser.add_argument("--workers", type=_worker_count, default=None, metavar="N",
+    from duplex_steer.threads import positive_int
+
+    parser.add_argument("--workers", type=positive_int, default=None, metavar="N",
                         help="processes that share the run, each a share of the items (default: one per core for a "
                              "small model on the CPU, such as the organism, else 1); results do not depend on it")
 
