@@ -4,8 +4,9 @@ A training step of `duplex-steer train-organism` (teacher-forced pass, loss, bac
 the committed configuration's shape (12 episodes x 224 frames x 17 streams) with the committed codec and a
 fresh seeded organism; the codes are random within their ranges (a step's cost depends on the shapes,
 not on what the speech says). Rounds alternate between thread counts so that both see the same machine
-load; reports the median and minimum seconds per step and the ratio, and the steps' share of a training
-(`TrainConfig.steps`). Run it on a quiet machine.
+load; reports the median and minimum seconds per step and the ratio, and `TrainConfig.steps` such steps:
+a lower bound for a training's steps, which also draw episodes (each speech variant augmented and
+encoded on first use). Run it on a quiet machine.
 
     .venv/bin/python benchmarks/train_step.py
 """
@@ -87,7 +88,7 @@ def main() -> int:
              f"Batch {B} x {T} frames, depth fraction {config.depth_fraction}; {args.rounds} alternating rounds of "
              f"{args.steps} steps; 1-minute load average {load_before:.2f} before, {load_after:.2f} after; torch "
              f"{torch.__version__}.", "", "    .venv/bin/python benchmarks/train_step.py", "",
-             "| threads | s/step (median) | min | speed-up | the steps of a training (min) |", "|---|---|---|---|---|"]
+             "| threads | s/step (median) | min | speed-up | the steps of a training, at least (min) |", "|---|---|---|---|---|"]
     lines += [f"| {r['threads']} | {r['median_s']:.2f} | {r['min_s']:.2f} | x{r['speedup']:.2f} | "
               f"{r['steps_min']:.0f} ({config.steps} steps) |" for r in rows]
     text = "\n".join(lines) + "\n"
