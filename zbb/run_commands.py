@@ -35,18 +35,16 @@ def run_config_from_args(args: argparse.Namespace):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from zbb.run_folder import RunError, merge_and_report
+    from zbb.run_folder import merge_and_report
     from zbb.runner import run
-    from zbb.work import launcher_shard
-    from zbb.workers import run_in_workers
+    from zbb.workers import WorkerError, run_in_workers
 
-    shard = tuple(int(x) for x in args.shard.split("/")) if args.shard else None
     config = run_config_from_args(args)
-    if shard is not None or launcher_shard()[1] > 1:
+    if args.shard:
         if args.workers not in (None, 1):
-            raise RunError("--workers runs local processes; it cannot be combined with --shard or torchrun's ranks")
-        run(config, args.out, shard=shard)
-    else:
+            raise WorkerError("--workers runs local processes; it cannot be combined with --shard or torchrun's ranks")
+        run(config, args.out, shard=tuple(int(x) for x in args.shard.split("/")))
+    else:  # torchrun's ranks are handled there
         run_in_workers(config, args.out, workers=args.workers, threads=args.threads)
     if args.no_report:
         return 0

@@ -258,7 +258,7 @@ class Runner:
         """Encode a placed query's stream: once per query where the codec allows it (`Scenario.query_codes`:
         the same codes as encoding the whole stream again), else the whole stream."""
         codec = self.model.codec
-        if s.silent_lead_frames() < getattr(codec, "context_frames", float("inf")):
+        if not s.can_splice(codec):
             s.replan(codec)
             return
         key = (s.item["id"], split_condition(s.condition)[0])
@@ -344,6 +344,7 @@ def run(config: RunConfig, out_dir: str | Path, model=None, progress: bool = Tru
     out = prepare_run(config, out_dir)
     rank, world = shard or launcher_shard()
     results = out / (RESULTS if world == 1 else f"results.rank{rank}.jsonl")
+    repair_torn_tail(results)  # this process's own file only: other ranks may be writing theirs
     work = remaining_work(config, out, rank, world)
     if work:
         play(config, out, work, results, model=model, progress=progress)
@@ -370,9 +371,7 @@ def prepare_run(config: RunConfig, out_dir: str | Path) -> Path:
 
 
 def remaining_work(config: RunConfig, out: Path, rank: int = 0, world: int = 1) -> list[tuple[dict[str, Any], str, int]]:
-    """This shard's scenarios that no results file in `out` holds yet (torn last lines repaired first)."""
-    for f in out.glob("results*.jsonl"):
-        repair_torn_tail(f)
+    """This shard's scenarios that no results file in `out` holds yet (a torn last line holds nothing)."""
     done = {record_key(r) for f in out.glob("results*.jsonl") for r in read_results(f)}
     return [w for w in shard_units(run_work(config), rank, world) if (w[0]["id"], w[1], w[2]) not in done]
 

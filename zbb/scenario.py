@@ -109,16 +109,22 @@ class Scenario:
         if query_codes is None:
             self.codes = codec.encode(self.wave[None])[0].cpu()
             return
-        onset = self.onset_frame - self.start_frame
-        if self.silent_lead_frames() < getattr(codec, "context_frames", float("inf")):
+        if not self.can_splice(codec):
             raise ValueError("query codes need codec.context_frames silent frames before the onset")
-        self.codes = torch.cat([self.codes[:, :onset], query_codes], 1)
+        self.codes = torch.cat([self.codes[:, : self.onset_frame - self.start_frame], query_codes], 1)
 
     def silent_lead_frames(self) -> int:
         """Whole frames of silence between the context's last sample and the placed query (0 before)."""
         if self.onset_frame is None:
             return 0
         return self.onset_frame - self.start_frame - self.context_frames
+
+    def can_splice(self, codec) -> bool:
+        """Whether the placed query's codes may be spliced in (`query_codes`): the codec says after how many
+        silent frames an utterance's codes are its own (`context_frames`; Mimi does not) and the query has
+        at least that much silence before it."""
+        lead = getattr(codec, "context_frames", None)
+        return lead is not None and self.silent_lead_frames() >= lead
 
     def query_codes(self, codec) -> torch.Tensor:
         """Codes of the stream from the onset on (query, then the reply's silence), encoded after

@@ -99,7 +99,6 @@ def sweep(base: RunConfig, out_dir: str | Path, layers: Sequence[int] | None = N
     from duplex_steer import load
     from duplex_steer.steering import PerceptionVector
 
-    from .runner import run
     from .workers import run_in_workers
 
     if not base.vector:
@@ -123,10 +122,7 @@ def sweep(base: RunConfig, out_dir: str | Path, layers: Sequence[int] | None = N
     for k, (folder, cfg) in enumerate(runs):
         if progress:
             print(f"[{k + 1}/{len(runs)}] {folder.relative_to(out)}", flush=True)
-        if launcher_shard()[1] > 1:
-            run(cfg, folder, model=model, progress=progress)
-        else:
-            run_in_workers(cfg, folder, workers=workers, progress=progress, model=model)
+        run_in_workers(cfg, folder, workers=workers, progress=progress, model=model)  # torchrun: each rank its shard
     if not report or launcher_shard()[1] > 1:
         return None
     if model is not None:

@@ -23,8 +23,8 @@ from typing import Any
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.threads import available_cores, configure_threads, default_threads, is_small_model
 
-from .results import record_key
-from .work import item_batches, shard_units, units
+from .results import record_key, repair_torn_tail
+from .work import item_batches, launcher_shard, shard_units, units
 
 
 class WorkerError(DuplexSteerError, RuntimeError):
@@ -54,10 +54,17 @@ def run_in_workers(config: Any, out_dir: str | Path, workers: int | None = None,
     """Run (or resume) `config` into `out_dir` with `workers` processes (None: `default_workers`).
 
     `threads` per worker (None: the policy for the model, shared by the workers); `model` (already loaded)
-    is used when the run takes one process. Returns the run folder."""
-    from .runner import RESULTS, play, prepare_run, remaining_work
+    is used when the run takes one process. Under a launcher (torchrun's RANK / WORLD_SIZE) each rank runs
+    its shard in its own process (`zbb.runner.run`) and `workers` must be 1 or None. Returns the run folder."""
+    from .runner import RESULTS, play, prepare_run, remaining_work, run
 
+    if launcher_shard()[1] > 1:
+        if workers not in (None, 1):
+            raise WorkerError("--workers runs local processes; it cannot be combined with --shard or torchrun's ranks")
+        return run(config, out_dir, model=model, progress=progress).parent
     out = prepare_run(config, out_dir)
+    for f in out.glob("results*.jsonl"):  # no other process writes here yet: every torn last line can go
+        repair_torn_tail(f)
     work = remaining_work(config, out)
     if not work:
         return out
@@ -96,8 +103,9 @@ def _supervise(config: Any, out: Path, parts: list[list], threads: int, progress
             proc.start()
         while any(proc.is_alive() for proc in procs):
             time.sleep(0.5)
-            if bar is not None and _finished(out) - start > bar.n:
-                bar.update(min(total, _finished(out) - start) - bar.n)
+            done = min(total, _finished(out) - start) if bar is not None else 0
+            if bar is not None and done > bar.n:
+                bar.update(done - bar.n)
             if not errors.empty():
                 break
         failures = [errors.get() for _ in range(len(procs)) if not errors.empty()]
