@@ -79,7 +79,10 @@ def time_generate(model, batch: int, new_frames: int, prefix: int = 1) -> float:
     """
     import torch
 
+    from duplex_steer.engine.modules import to_transformers
+
     spec = model.spec
+    hf = to_transformers(model.hf, spec)  # the same tensors in transformers' own modules
     gen = torch.Generator().manual_seed(1)
     A = spec.num_audio_codebooks
     ids = torch.randint(0, spec.text_card, (batch, prefix), generator=gen).to(model.device)
@@ -88,7 +91,7 @@ def time_generate(model, batch: int, new_frames: int, prefix: int = 1) -> float:
     torch.manual_seed(0)
     sync_device(model.device)
     start = time.perf_counter()
-    model.hf.generate(
+    hf.generate(
         input_ids=ids, user_audio_codes=user, moshi_audio_codes=moshi, max_new_tokens=new_frames,
         min_new_tokens=new_frames, do_sample=True, temperature=0.7, top_k=25,
         depth_decoder_do_sample=True, depth_decoder_temperature=0.8, depth_decoder_top_k=250,

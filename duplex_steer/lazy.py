@@ -1,7 +1,7 @@
 """Packages whose public names load on first use, so that importing a package imports nothing heavy
 (`--help` and file-only commands start without torch; issue 14's quick start).
 
-Heavy first imports (torch, transformers' Moshi modules) run under `gc_paused`: they create a few hundred
+Heavy first imports (torch; transformers, for Mimi and HuggingFace-format folders) run under `gc_paused`: they create a few hundred
 thousand long-lived objects, and the cyclic collector's full passes over that growing heap, which find
 nothing to free, cost about a fifth of the import time.
 """

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE, pad_to_frames
+from ..lazy import gc_paused
+from .spec import tiny_mimi_config
 
 
 class Codec(Protocol):
@@ -59,3 +61,41 @@ class MimiCodec:
         codes = torch.as_tensor(codes).to(self.device).long()
         wav = self.mimi.decode(codes).audio_values[:, 0]
         return wav.float().cpu().numpy()
+
+
+@torch.no_grad()
+def spread_codebooks(mimi: torch.nn.Module, seed: int) -> None:
+    """Spread a random Mimi's codebooks over its own latent distribution.
+
+    transformers initialises codebooks to zero, which makes every frame quantize to code 0 (the
+    user stream would be constant). Codewords are drawn from the latents of a seeded noise signal,
+    and each residual stage from the residual left by the previous ones.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(1, 1, SAMPLE_RATE * 2, generator=gen) * 0.1
+    param = next(mimi.parameters())
+    latent = mimi.encoder(noise.to(param.device, param.dtype))[0]  # [1, hidden, frames]
+    for rvq in (mimi.quantizer.semantic_residual_vector_quantizer, mimi.quantizer.acoustic_residual_vector_quantizer):
+        residual = rvq.input_proj(latent) if rvq.input_proj is not None else latent
+        flat = residual.transpose(1, 2).reshape(-1, residual.shape[1])
+        for layer in rvq.layers:
+            book = layer.codebook
+            pick = torch.randint(0, flat.shape[0], (book.embed_sum.shape[0],), generator=gen)
+            jitter = torch.randn(book.embed_sum.shape, generator=gen).to(flat.device)  # drawn on the CPU: same on any device
+            book.embed_sum.copy_(flat[pick.to(flat.device)] + 1e-3 * jitter)
+            book.cluster_usage.fill_(1.0)
+            book.initialized.fill_(1.0)
+            flat = flat - layer.codebook.decode(layer.codebook.encode(flat))
+
+
+def random_tiny_mimi(card: int, seed: int, device: torch.device, dtype: torch.dtype):
+    """A small random Mimi (transformers' `MimiModel`, `spec.tiny_mimi_config`) with seeded weights and
+    codebooks spread over its latents: the codec of the random presets, and the placeholder an export
+    writes for a model loaded without its codec."""
+    with gc_paused():
+        from transformers import MimiModel
+    with torch.random.fork_rng(devices=[]):  # transformers' init draws from the global generator
+        torch.manual_seed(seed)
+        mimi = MimiModel._from_config(tiny_mimi_config(card), dtype=dtype).to(device)
+    spread_codebooks(mimi, seed + 3)
+    return mimi.eval()

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
-from ..audio import SAMPLE_RATE
 from ..errors import DuplexSteerError
 from ..lazy import gc_paused
-from .build import build_hf_model, init_random_weights
-from .codec import MimiCodec
+from .build import build_random_modules
+from .codec import MimiCodec, random_tiny_mimi
 from .model import DuplexModel
+from .modules import from_transformers
 from .native import NATIVE_LM, NATIVE_MIMI, NATIVE_TOKENIZER, TOOLKIT_META, NativeLoadError, load_native_parts
-from .spec import PRESETS, ModelSpec, tiny_mimi_config
+from .spec import PRESETS, ModelSpec
 from .text import PieceTokenizer, SentencePieceTokenizer
 
 __all__ = ["NATIVE_LM", "NATIVE_MIMI", "NATIVE_TOKENIZER", "LoadError", "load_engine_model"]
@@ -45,43 +45,13 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-@torch.no_grad()
-def _init_random_codec(mimi: torch.nn.Module, seed: int) -> None:
-    """Spread a random Mimi's codebooks over its own latent distribution.
-
-    transformers initialises codebooks to zero, which makes every frame quantize to code 0 (the
-    user stream would be constant). Codewords are drawn from the latents of a seeded noise signal,
-    and each residual stage from the residual left by the previous ones.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(1, 1, SAMPLE_RATE * 2, generator=gen) * 0.1
-    param = next(mimi.parameters())
-    latent = mimi.encoder(noise.to(param.device, param.dtype))[0]  # [1, hidden, frames]
-    for rvq in (mimi.quantizer.semantic_residual_vector_quantizer, mimi.quantizer.acoustic_residual_vector_quantizer):
-        residual = rvq.input_proj(latent) if rvq.input_proj is not None else latent
-        flat = residual.transpose(1, 2).reshape(-1, residual.shape[1])
-        for layer in rvq.layers:
-            book = layer.codebook
-            pick = torch.randint(0, flat.shape[0], (book.embed_sum.shape[0],), generator=gen)
-            jitter = torch.randn(book.embed_sum.shape, generator=gen).to(flat.device)  # drawn on the CPU: same on any device
-            book.embed_sum.copy_(flat[pick.to(flat.device)] + 1e-3 * jitter)
-            book.cluster_usage.fill_(1.0)
-            book.initialized.fill_(1.0)
-            flat = flat - layer.codebook.decode(layer.codebook.encode(flat))
-
-
 def load_preset(name: str, device: torch.device, dtype: torch.dtype, seed: int = DEFAULT_SEED) -> DuplexModel:
     """Random weights for a preset architecture, a tiny random Mimi, a placeholder tokenizer."""
     spec = PRESETS[name]
-    with torch.random.fork_rng(devices=[]):  # the codec's own init draws from the global generator
-        torch.manual_seed(seed)
-        hf = build_hf_model(spec, tiny_mimi_config(spec.card), device, dtype)
-    init_random_weights(hf.decoder, seed)
-    init_random_weights(hf.embed_tokens, seed + 1)
-    init_random_weights(hf.depth_decoder, seed + 2)
-    _init_random_codec(hf.audio_encoder, seed + 3)
+    modules = build_random_modules(spec, seed, device, dtype)
+    modules.audio_encoder = mimi = random_tiny_mimi(spec.card, seed, device, dtype)
     tok = PieceTokenizer.numbered(spec.text_card)
-    return DuplexModel(hf, spec, MimiCodec(hf.audio_encoder), tok, source=name, is_random=True,
+    return DuplexModel(modules, spec, MimiCodec(mimi), tok, source=name, is_random=True,
                        checkpoint_id=f"preset:{name}:seed{seed}")
 
 
@@ -111,7 +81,7 @@ def is_native_folder(folder: Path) -> bool:
 
 def load_native(folder: Path, device: torch.device, dtype: torch.dtype, lm_only: bool = False,
                 source: str | None = None) -> DuplexModel:
-    """A kyutai-format folder, converted onto transformers' modules one tensor at a time."""
+    """A kyutai-format folder, converted onto the engine's modules one tensor at a time."""
     try:
         hf, spec, mimi, tokenizer = load_native_parts(folder, device, dtype, lm_only=lm_only)
     except NativeLoadError as exc:
@@ -178,7 +148,8 @@ def load_hf_folder(folder: Path, device: torch.device, dtype: torch.dtype, sourc
     else:
         tokenizer = PieceTokenizer.numbered(spec.text_card)
     meta = read_toolkit_meta(folder)
-    return DuplexModel(hf, spec, MimiCodec(hf.audio_encoder), tokenizer, source=source or str(folder),
+    modules = from_transformers(hf, spec)
+    return DuplexModel(modules, spec, MimiCodec(modules.audio_encoder), tokenizer, source=source or str(folder),
                        is_random=bool(meta.get("is_random", False)), checkpoint_id=meta.get("checkpoint_id"))
 
 

@@ -1,11 +1,10 @@
-"""`DuplexModel`: a Moshi-family model on transformers' modules, with the reference's semantics.
+"""`DuplexModel`: a Moshi-family model on the engine's modules, with the reference's semantics.
 
-The temporal transformer's layers are transformers' `MoshiDecoderLayer` modules, called one by one
-as modules so that forward hooks (probes, steering) and nnsight see every call. The depformer runs
-on transformers' depth-decoder weights through a small dedicated loop: it is causal by construction
-(transformers' depth decoder is not, under eager attention, without an explicit mask), it never
-copies per-codebook weights, and it is what the per-frame step spends most of its calls on.
-"""
+The temporal transformer's layers (`engine.modules.DecoderLayer`: transformers' `MoshiDecoderLayer`
+routes, names and arithmetic, the toolkit's code) are called one by one as modules so that forward hooks
+(probes, steering) and nnsight see every call. The depformer runs on its weights through a small
+dedicated loop: causal by construction, never copying per-codebook weights, and what the per-frame step
+spends most of its calls on."""
 
 from __future__ import annotations
 
@@ -40,7 +39,7 @@ class TeacherForcedOutput:
 
 
 class DuplexModel(nn.Module):
-    """A loaded full-duplex model: transformers modules + codec + tokenizer + provenance."""
+    """A loaded full-duplex model: the module tree (`hf`, transformers' routes) + codec + tokenizer + provenance."""
 
     def __init__(
         self,

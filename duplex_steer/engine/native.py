@@ -7,7 +7,7 @@ reference `LMModel` keyword arguments. Loading is done in an order that fails ea
 1. the LM file's header alone gives every tensor's name and shape; with no architecture in config.json
    the architecture is read from those shapes (the 7B defaults where they match, else one clear error);
 2. the header is checked against the architecture and the tokenizer against the text vocabulary;
-3. the modules are built on the meta device (no memory), and each transformers tensor is made from its
+3. the modules are built on the meta device (no memory), and each module tensor (transformers' names) is made from its
    native tensors (read one at a time, without a memory map), cast and placed on the target device.
 Peak host memory is about the model's size in the target dtype plus one fused tensor.
 """
@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..errors import DuplexSteerError
 from ..lazy import gc_paused
-from .build import build_empty_hf_model, meta_tensors, rebuild_rotary_buffers, set_parameter
+from .build import build_empty_modules, meta_tensors, set_parameter
 from .convert import (
     Alias,
     ConversionError,
@@ -33,8 +33,9 @@ from .convert import (
     lm_conversion_plan,
     released_aliases,
 )
+from .modules import rebuild_rotary_buffers
 from .safetensors_io import SafetensorsError, TensorReader, read_header
-from .spec import PRESETS, ModelSpec, SpecError, tiny_mimi_config
+from .spec import PRESETS, ModelSpec, SpecError
 
 NATIVE_LM = "model.safetensors"
 NATIVE_MIMI = "tokenizer-e351c8d8-checkpoint125.safetensors"
@@ -196,9 +197,6 @@ def load_mimi(path: Path, config: Any, device: torch.device, dtype: torch.dtype)
 
 def load_native_parts(folder: Path, device: torch.device, dtype: torch.dtype, lm_only: bool = False):
     """(hf model, spec, Mimi or None, tokenizer or None) from a native folder, lean (see the module doc)."""
-    with gc_paused():
-        from transformers import MimiModel
-
     from .text import SentencePieceTokenizer
 
     config = read_native_config(folder)
@@ -222,15 +220,14 @@ def load_native_parts(folder: Path, device: torch.device, dtype: torch.dtype, lm
     if tok_path.is_file():
         tokenizer = SentencePieceTokenizer(tok_path)
         check_tokenizer(tokenizer, spec, tok_path)
-    mimi_config = mimi_config_for(config) if codec_path.is_file() else tiny_mimi_config(spec.card)
-    mimi = load_mimi(codec_path, mimi_config, device, dtype) if codec_path.is_file() else None
-    hf = build_empty_hf_model(spec, mimi_config, dtype)
-    hf.audio_encoder = mimi if mimi is not None else MimiModel(mimi_config).to(device=device, dtype=dtype)
+    mimi = load_mimi(codec_path, mimi_config_for(config), device, dtype) if codec_path.is_file() else None
+    hf = build_empty_modules(spec, dtype)
+    hf.audio_encoder = mimi
     with TensorReader(lm_path) as reader:
         materialize_lm(hf, CanonicalReader(reader, spec), spec, device, dtype)
     rebuild_rotary_buffers(hf, device)
     left = meta_tensors(hf)
-    if left:  # a transformers version with tensors this converter does not know
-        raise NativeLoadError(f"{len(left)} model tensors were not filled from {lm_path.name} ({', '.join(left[:4])}); "
-                              "this transformers version has a Moshi layout the converter does not know")
+    if left:  # the conversion plan and the module tree disagree: a toolkit bug, never the user's file
+        raise NativeLoadError(f"{len(left)} model tensors were not filled from {lm_path.name} ({', '.join(left[:4])}): "
+                              "the converter and the engine's modules disagree; please report this")
     return hf.eval(), spec, mimi, tokenizer

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from ..engine.build import build_hf_model, init_random_weights
+from ..engine.build import build_random_modules
 from ..engine.mel_codec import MelCodec
 from ..engine.model import DuplexModel
-from ..engine.spec import ModelSpec, tiny_mimi_config
+from ..engine.spec import ModelSpec
 from ..engine.tag_codec import TagCodec, load_small_codec
 from ..engine.text import PieceTokenizer
 from .settings import ORGANISM_NOTE, STEERING_DEFAULTS, organism_spec
@@ -39,16 +39,10 @@ def assemble(spec: ModelSpec, codec: MelCodec | TagCodec, tokenizer: PieceTokeni
               checkpoint_id: str, state: dict[str, torch.Tensor] | None = None) -> DuplexModel:
     """The organism's modules: seeded random weights, or (with `state`) the saved ones, placed into modules
     built on the meta device (no initialisation to throw away: part of a quick cold start)."""
-    mimi_config = tiny_mimi_config(spec.card, num_quantizers=8)
     if state is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            hf = build_hf_model(spec, mimi_config, torch.device("cpu"), torch.float32)
-        init_random_weights(hf.decoder, seed)
-        init_random_weights(hf.embed_tokens, seed + 1)
-        init_random_weights(hf.depth_decoder, seed + 2)
+        hf = build_random_modules(spec, seed, torch.device("cpu"), torch.float32)
     else:
-        hf = _from_state(spec, mimi_config, state)
+        hf = _from_state(spec, state)
     model = DuplexModel(hf, spec, codec, tokenizer, source=source, is_random=False, checkpoint_id=checkpoint_id)
     model.note = ORGANISM_NOTE
     model.persona_prompts = False  # user heads, but a toy vocabulary: PersonaPlex's prompts mean nothing to it
@@ -108,14 +102,13 @@ def load_organism(folder: str | Path = WEIGHTS_DIR, device: torch.device | str =
     return model.to(device=device, dtype=dtype)
 
 
-def _from_state(spec: ModelSpec, mimi_config, state: dict[str, torch.Tensor]):
-    """A meta-built transformers model whose organism parts are `state`'s tensors (float32); the unused
-    Mimi submodule is allocated empty and the RoPE tables rebuilt."""
-    from ..engine.build import build_empty_hf_model, meta_tensors, rebuild_rotary_buffers, set_parameter
+def _from_state(spec: ModelSpec, state: dict[str, torch.Tensor]):
+    """Modules built on the meta device whose tensors are `state`'s (float32), RoPE tables rebuilt."""
+    from ..engine.build import build_empty_modules, meta_tensors, set_parameter
     from ..engine.loading import LoadError
+    from ..engine.modules import rebuild_rotary_buffers
 
-    hf = build_empty_hf_model(spec, mimi_config, torch.float32)
-    hf.audio_encoder.to_empty(device="cpu")  # the organism's codec is its own; Mimi is never run
+    hf = build_empty_modules(spec)
     expected = {f"{part}.{k}" for part in _PARTS for k in getattr(hf, part).state_dict()}
     if set(state) != expected:
         raise LoadError(f"organism weights do not match its architecture (missing {sorted(expected - set(state))[:3]}, "
