@@ -51,7 +51,8 @@ t3 = time.perf_counter()
 ready_at = time.time()
 import json, sys
 print(json.dumps({"ready_at": ready_at, "import_torch_s": t1 - t0, "load_s": t2 - t1, "first_step_s": t3 - t2,
-                  "transformers_imported": "transformers" in sys.modules, "librosa_imported": "librosa" in sys.modules}))
+                  "transformers_imported": "transformers" in sys.modules, "librosa_imported": "librosa" in sys.modules,
+                  "dynamo_imported": "torch._dynamo" in sys.modules}))
 """
 # What every toolkit command does first (duplex_steer.threads): idle OpenMP workers sleep, 1 thread for the
 # organism. A bare library call skips it and runs on torch's defaults (one spinning worker per core).
@@ -116,9 +117,11 @@ def render(report: dict[str, Any]) -> str:
     for r in report["rows"]:
         if "parts_median_s" in r:
             parts = ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.2f} s" for k, v in r["parts_median_s"].items())
-            lines += ["", f"{r['name']}, where the time goes (medians): {parts}; the load includes importing "
-                      f"transformers' Moshi modules ({'imported' if r['imported'].get('transformers_imported') else 'not imported'}); "
-                      f"librosa {'imported' if r['imported'].get('librosa_imported') else 'not imported'}."]
+            imported = r["imported"]
+            said = ", ".join(f"{name} {'imported' if imported.get(key) else 'not imported'}" for name, key in
+                             (("transformers", "transformers_imported"), ("torch._dynamo", "dynamo_imported"),
+                              ("librosa", "librosa_imported")))
+            lines += ["", f"{r['name']}, where the time goes (medians): {parts}; {said}."]
     return "\n".join(lines) + "\n"
 
 

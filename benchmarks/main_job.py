@@ -57,7 +57,7 @@ def main() -> int:
     if args.baseline:
         tree = scratch / "baseline-tree"
         subprocess.run(["git", "worktree", "add", "-q", "--detach", str(tree), args.baseline], cwd=REPO, check=True)
-        variants.append((f"before (commit {args.baseline}), 1 process", tree, [python, "-m", "zbb.cli", "main"]))
+        variants.append((f"before (commit {args.baseline}), its default", tree, [python, "-m", "zbb.cli", "main"]))
     variants.append(("this code, 1 process (--workers 1)", REPO, [python, "-m", "zbb.cli", "main", "--workers", "1"]))
     variants.append(("this code, the default processes", REPO, [python, "-m", "zbb.cli", "main"]))
     times: dict[str, list[float]] = {name: [] for name, _, _ in variants}

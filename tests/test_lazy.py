@@ -55,16 +55,17 @@ def test_gc_paused_leaves_a_disabled_collector_disabled(restore_gc):
 
 def test_cold_start_imports_only_what_a_step_needs():
     """A plain import pulls in nothing heavy; loading the organism and stepping it imports neither
-    transformers (the engine's modules are its own; the organism has no Mimi) nor any of the analysis,
-    audio, steering or benchmark packages, and leaves the garbage collector enabled."""
+    transformers (the engine's modules are its own; the organism has no Mimi), nor torch._dynamo (which
+    torch's initialisers on the meta device pull in, ~1 s), nor any of the analysis, audio, steering or
+    benchmark packages, and leaves the garbage collector enabled."""
     code = (
         "import gc, json, sys\nimport duplex_steer\n"
         "plain = sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules)\n"
         "import torch\n"
         "model = duplex_steer.load('organism')\n"
         "model.session(batch_size=1, seed=0).step(torch.zeros(1, model.spec.num_audio_codebooks, dtype=torch.long))\n"
-        "heavy = ('librosa', 'matplotlib', 'nnsight', 'sklearn', 'zbb', 'duplex_steer.steering', 'duplex_steer.probes',\n"
-        "         'duplex_steer.speech', 'duplex_steer.hooks')\n"
+        "heavy = ('librosa', 'matplotlib', 'nnsight', 'sklearn', 'torch._dynamo', 'zbb', 'duplex_steer.steering',\n"
+        "         'duplex_steer.probes', 'duplex_steer.speech', 'duplex_steer.hooks')\n"
         "print(json.dumps({'plain': plain, 'step': sorted(m for m in heavy if m in sys.modules),\n"
         "                  'transformers': 'transformers' in sys.modules, 'gc': gc.isenabled()}))\n")
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")

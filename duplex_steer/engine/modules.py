@@ -40,6 +40,24 @@ class AttentionSettings:
     _attn_implementation: str = "sdpa"
 
 
+class Linear(nn.Linear):
+    """`nn.Linear` without bias or initialisation: its weight is always set afterwards (a checkpoint, or
+    `build.init_random_weights`), and torch's initialisers on the meta device import torch._dynamo (~1 s)."""
+
+    def __init__(self, input_size: int, output_size: int):
+        super().__init__(input_size, output_size, bias=False)
+
+    def reset_parameters(self) -> None:
+        pass
+
+
+class Embedding(nn.Embedding):
+    """`nn.Embedding` without initialisation (as `Linear`)."""
+
+    def reset_parameters(self) -> None:
+        pass
+
+
 class RMSNorm(nn.Module):
     """x / rms(x) * weight, computed in float32 (kyutai's "rms_norm_f32")."""
 
@@ -67,7 +85,7 @@ class Projection(nn.Module):
 
     def __init__(self, input_size: int, output_size: int, codebooks: int | None = None):
         super().__init__()
-        self.linear = (nn.Linear(input_size, output_size, bias=False) if codebooks is None
+        self.linear = (Linear(input_size, output_size) if codebooks is None
                        else PerCodebookLinear(input_size, output_size, codebooks))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -80,9 +98,11 @@ class RotaryEmbedding(nn.Module):
     def __init__(self, head_dim: int, theta: float):
         super().__init__()
         self.head_dim, self.theta = head_dim, float(theta)
-        self.register_buffer("inv_freq", self.frequencies(), persistent=False)
+        # computed on the CPU even under a meta-device build (on the meta device torch would import
+        # torch._dynamo for it, ~1 s); `rebuild_rotary_buffers` puts it on the model's device
+        self.register_buffer("inv_freq", self.frequencies(torch.device("cpu")), persistent=False)
 
-    def frequencies(self, device: torch.device | None = None) -> Tensor:
+    def frequencies(self, device: torch.device) -> Tensor:
         steps = torch.arange(0, self.head_dim, 2, dtype=torch.float, device=device)
         return 1.0 / (self.theta ** (steps / self.head_dim))
 
@@ -154,8 +174,8 @@ class GatingMLP(nn.Module):
     def __init__(self, dim: int, ffn_dim: int):
         super().__init__()
         self.activation_fn = nn.SiLU()
-        self.fc1 = nn.Linear(dim, ffn_dim, bias=False)
-        self.fc2 = nn.Linear(ffn_dim // 2, dim, bias=False)
+        self.fc1 = Linear(dim, ffn_dim)
+        self.fc2 = Linear(ffn_dim // 2, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.fc1(x)
@@ -215,7 +235,7 @@ class DepthLayer(nn.Module):
 class TemporalModel(nn.Module):
     def __init__(self, settings: AttentionSettings, spec: ModelSpec, eps: float):
         super().__init__()
-        self.embed_tokens = nn.Embedding(spec.text_card + 1, spec.dim)
+        self.embed_tokens = Embedding(spec.text_card + 1, spec.dim)
         self.layers = nn.ModuleList(DecoderLayer(settings, spec, i, eps) for i in range(spec.num_layers))
         self.norm = RMSNorm(spec.dim, eps)
 
@@ -224,15 +244,15 @@ class TemporalDecoder(nn.Module):
     def __init__(self, settings: AttentionSettings, spec: ModelSpec, eps: float):
         super().__init__()
         self.model = TemporalModel(settings, spec, eps)
-        self.lm_head = nn.Linear(spec.dim, spec.text_card, bias=False)
+        self.lm_head = Linear(spec.dim, spec.text_card)
 
 
 class DepthDecoder(nn.Module):
     def __init__(self, spec: ModelSpec, eps: float):
         super().__init__()
         dim = spec.depformer_dim
-        self.text_embed_tokens = nn.Embedding(spec.text_card + 1, dim)
-        self.embed_tokens = nn.ModuleList(nn.Embedding(spec.card + 1, dim) for _ in range(spec.dep_q - 1))
+        self.text_embed_tokens = Embedding(spec.text_card + 1, dim)
+        self.embed_tokens = nn.ModuleList(Embedding(spec.card + 1, dim) for _ in range(spec.dep_q - 1))
         self.input_projections = PerCodebookLinear(spec.dim, dim, spec.dep_q)
         self.layers = nn.ModuleList(DepthLayer(spec, eps) for _ in range(spec.depformer_num_layers))
         self.lm_heads = PerCodebookLinear(dim, spec.card, spec.dep_q)
@@ -244,7 +264,7 @@ class MoshiModules(nn.Module):
     def __init__(self, spec: ModelSpec, eps: float = 1e-8):
         super().__init__()
         self.config = AttentionSettings(num_key_value_heads=spec.num_heads)
-        self.embed_tokens = nn.ModuleList(nn.Embedding(spec.card + 1, spec.dim) for _ in range(spec.n_q))
+        self.embed_tokens = nn.ModuleList(Embedding(spec.card + 1, spec.dim) for _ in range(spec.n_q))
         self.register_module("audio_encoder", None)
         self.decoder = TemporalDecoder(self.config, spec, eps)
         self.depth_decoder = DepthDecoder(spec, eps)
