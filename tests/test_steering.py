@@ -117,6 +117,22 @@ def test_device_coefficients_equal_the_host_rule_exactly(vector, schedule):
             assert got.dtype == torch.float32 and torch.equal(got, want), frames
 
 
+def test_streamed_coefficients_across_blocks_equal_the_host_rule(vector):
+    """A streamed frame reads a precomputed block of coefficients: frames on both sides of a block edge,
+    onsets whose windows straddle it, and an onset triggered inside a block all keep the host rule."""
+    from duplex_steer.steering.steer import COEFFICIENT_BLOCK, SteeringController
+
+    edge = COEFFICIENT_BLOCK
+    ctl = SteeringController(Steering(vector, [1], alpha=2.0, span=5), 2, [[edge - 2, edge - 1], [3]])
+    for t in [*range(0, 8), *range(edge - 4, edge + 8), 2 * edge + 1, edge - 3]:
+        if t == edge + 2:
+            ctl.trigger(1, edge + 3)
+        want, got = _host_coefficients(ctl, range(t, t + 1)), ctl.coefficients(range(t, t + 1))
+        assert (want is None) == (got is None), t
+        if want is not None:
+            assert torch.equal(got, want), t
+
+
 def test_steered_tokens_equal_those_of_host_coefficients(tiny, vector):
     from duplex_steer.hooks import intervene
     from duplex_steer.steering.steer import SteeringController

@@ -79,6 +79,9 @@ class Steering:
         return self.alpha * SCHEDULES[self.schedule](k, self.span) if 0 <= k < self.span else 0.0
 
 
+COEFFICIENT_BLOCK = 64  # frames of coefficients a streamed controller computes at once (5 s)
+
+
 @dataclass
 class SteeringController:
     """Per-item onsets -> per-call coefficient matrices. Gated on absolute frames, never call positions."""
@@ -98,6 +101,7 @@ class SteeringController:
         self.device = torch.device("cpu")
         self._uploaded: tuple | None = None  # the host onsets and enabled flags the device table holds
         self._onset_table = self._weights = self._enabled_mask = None
+        self._block: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (first frame, onset table, [B, block])
 
     def to(self, device: torch.device | str) -> SteeringController:
         """Keep the coefficient tables on `device` (the model's; `patch` does this)."""
@@ -154,10 +158,22 @@ class SteeringController:
 
     def coefficients(self, frames: range) -> torch.Tensor | None:
         """[B, T] coefficients (on the controller's device) for the absolute frames of a call, or None
-        when no window touches them (the hook then leaves the layer's output untouched)."""
+        when no window touches them (the hook then leaves the layer's output untouched).
+
+        A streamed frame reads a column of a block of `COEFFICIENT_BLOCK` frames computed at once (a view: no
+        device work per frame besides the addition itself); the block is recomputed when the frame leaves it
+        or the onsets change. Same values as computing each frame alone (the computation is elementwise).
+        """
         if not self.touches(frames):
             return None
-        return self.coefficient_table(torch.arange(frames.start, frames.stop, device=self.device))
+        start = frames.start - frames.start % COEFFICIENT_BLOCK
+        if frames.stop > start + COEFFICIENT_BLOCK:  # a whole sequence (teacher forcing): computed as it is
+            return self.coefficient_table(torch.arange(frames.start, frames.stop, device=self.device))
+        tables = self.tables()  # rebuilds (and forgets the block) when the onsets changed
+        if self._block is None or self._block[0] != start or self._block[1] is not tables[0]:
+            block = self.coefficients_from(torch.arange(start, start + COEFFICIENT_BLOCK, device=self.device), *tables)
+            self._block = (start, tables[0], block)
+        return self._block[2][:, frames.start - start : frames.stop - start]
 
 
 def patch(model, controller: SteeringController) -> HookHandle:
