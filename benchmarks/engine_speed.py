@@ -21,7 +21,8 @@ Definitions used throughout:
 Steering overhead hook: `time_steps(..., hook_factory=f)` installs `f(model, batch)` (anything with
 `.remove()`, e.g. a `duplex_steer.hooks.HookHandle`) before warm-up and removes it afterwards, so a
 steered variant is timed in the same run as the plain step (`--steer-layer L` does this with an
-additive vector at layer L on every frame).
+additive vector at layer L on every frame; `--probe-all-layers` with every layer's state captured each
+frame, as online probes read it).
 
 The timing, contention and memory helpers live in benchmarks/engine_timing.py, the report (targets,
 verdicts, tables) in benchmarks/engine_speed_report.py; this script runs the workers and writes the results.
@@ -53,6 +54,7 @@ from engine_timing import (  # noqa: E402 - siblings: this script runs as a file
     is_clean,
     other_load,
     peak_rss_mib,
+    state_capture,
     sync_device,
     time_generate,
     time_steps,
@@ -61,10 +63,11 @@ from engine_timing import (  # noqa: E402 - siblings: this script runs as a file
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def measure_row(model, batch: int, cfg: dict[str, Any], steer: HookFactory | None) -> dict[str, Any]:
+def measure_row(model, batch: int, cfg: dict[str, Any], steer: HookFactory | None,
+                probe: HookFactory | None = None) -> dict[str, Any]:
     """All timings of one (preset, batch) row.
 
-    Rounds interleave our step, the steered step and generate, so all see the same load. After
+    Rounds interleave our step, the steered step, the probed step and generate, so all see the same load. After
     `repeats` rounds, more rounds run (waiting for a quiet moment first) while the best of any
     quantity was taken under contention, until `patience` seconds have passed. Round 0 times our
     step before generate has ever run, for a clean peak RSS of ours.
@@ -75,14 +78,14 @@ def measure_row(model, batch: int, cfg: dict[str, Any], steer: HookFactory | Non
     n1, n2 = cfg["gen_frames"]
     thr = cfg["quiet_cores"]
     row: dict[str, Any] = {"batch": batch}
-    ours, steered, g1, g2 = Timings(), Timings(), Timings(), Timings()
+    ours, steered, probed, g1, g2 = Timings(), Timings(), Timings(), Timings(), Timings()
+    variants = [(ours, None), *((t, f) for t, f in ((steered, steer), (probed, probe)) if f is not None)]
     by_seconds = lambda r: r["seconds"]  # noqa: E731
     by_value = lambda r: r  # noqa: E731
     deadline = time.monotonic() + cfg["patience"]
     rounds = 0
     try:
         while True:
-            variants = [(ours, None), (steered, steer)] if steer is not None else [(ours, None)]
             for store, factory in variants if rounds % 2 == 0 else variants[::-1]:  # ABBA: no order bias
                 store.run(device, by_seconds, time_steps, model, batch, cfg["frames"], cfg["warmup"],
                           hook_factory=factory)
@@ -96,7 +99,7 @@ def measure_row(model, batch: int, cfg: dict[str, Any], steer: HookFactory | Non
             rounds += 1
             if rounds < cfg["repeats"]:
                 continue
-            if all(is_clean(t, thr) for t in (ours, steered, g1, g2)) or time.monotonic() >= deadline:
+            if all(is_clean(t, thr) for t in (ours, steered, probed, g1, g2)) or time.monotonic() >= deadline:
                 break
             while time.monotonic() < deadline:  # wait for a quiet moment before the next round
                 busy = other_load(1.0)
@@ -113,9 +116,9 @@ def measure_row(model, batch: int, cfg: dict[str, Any], steer: HookFactory | Non
     if device.type == "cuda":
         row["cuda_peak_ours_mib"] = ours.cuda_peak()
         row["cuda_peak_generate_mib"] = g1.cuda_peak() or g2.cuda_peak()
-    best_others = [t.best_others() for t in (ours, steered, g1, g2) if t.values]
+    best_others = [t.best_others() for t in (ours, steered, probed, g1, g2) if t.values]
     best_others = [o for o in best_others if o is not None]
-    all_others = [o for t in (ours, steered, g1, g2) for o in t.others if o is not None]
+    all_others = [o for t in (ours, steered, probed, g1, g2) for o in t.others if o is not None]
     if all_others:
         row["other_load_cores"] = {"best": max(best_others) if best_others else None,
                                    "mean": sum(all_others) / len(all_others), "max": max(all_others)}
@@ -128,6 +131,10 @@ def measure_row(model, batch: int, cfg: dict[str, Any], steer: HookFactory | Non
         sbest = steered.best()["ms_per_step"]
         row["steered_ms_per_step"] = sbest
         row["steering_overhead_pct"] = 100.0 * (sbest / row["ms_per_step"] - 1.0)
+    if probed.values and ours.values:
+        pbest = probed.best()["ms_per_step"]
+        row["probed_ms_per_step"] = pbest
+        row["probe_overhead_pct"] = 100.0 * (pbest / row["ms_per_step"] - 1.0)
     if g1.values and g2.values:
         gen_ms = 1000.0 * (g2.best() - g1.best()) / (n2 - n1)
         row.update({"generate_ms_per_step": gen_ms, "generate_s": {str(n1): g1.values, str(n2): g2.values}})
@@ -157,11 +164,12 @@ def worker(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     rss_loaded = peak_rss_mib()
     cuda_loaded = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
     steer = additive_steering(cfg["steer_layer"]) if cfg["steer_layer"] is not None else None
+    probe = state_capture() if cfg.get("probe_all_layers") else None
     rows = []
     for batch in cfg["batches"]:
         row = {"preset": cfg["preset"], "load_s": load_s, "rss_after_load_mib": rss_loaded,
                "cuda_weights_mib": cuda_loaded}
-        row.update(measure_row(model, batch, cfg, steer))
+        row.update(measure_row(model, batch, cfg, steer, probe))
         rows.append(row)
     return rows
 
@@ -219,6 +227,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-generate", action="store_true", help="skip the HF generate yardstick")
     p.add_argument("--steer-layer", type=int, default=None,
                    help="also time a steered step (additive vector at this layer, every frame)")
+    p.add_argument("--probe-all-layers", action="store_true",
+                   help="also time a probed step (every layer's state captured each frame, as online probes read it)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="default: float32 on CPU, bfloat16 on CUDA")
@@ -269,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     base = {"device": args.device, "dtype": dtype, "threads": threads, "frames": args.frames,
             "warmup": args.warmup, "repeats": args.repeats, "gen_frames": args.gen_frames,
             "generate": not args.no_generate, "steer_layer": args.steer_layer,
+            "probe_all_layers": args.probe_all_layers,
             "quiet_cores": args.quiet_cores, "patience": args.patience}
     jobs = ([{**base, "preset": p, "batches": [b]} for p in presets for b in args.batches] if isolate == "config"
             else [{**base, "preset": p, "batches": list(args.batches)} for p in presets])

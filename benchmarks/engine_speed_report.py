@@ -39,10 +39,11 @@ def verdicts(rows: list[dict[str, Any]], device: str, dtype: str) -> list[str]:
             out.append(f"- {r['preset']} ({dtype}) batch 1: {r['ms_per_step']:.1f} ms/step (target < "
                        f"{GPU_FULL_TARGET_MS:.0f} ms, real time) -> **{'PASS' if ok else 'FAIL'}**")
     for r in rows:
-        if r.get("steering_overhead_pct") is not None and r["preset"] == "mid" and r["batch"] in (1, 8):
-            ok = r["steering_overhead_pct"] < STEER_TARGET_PCT
-            out.append(f"- mid batch {r['batch']}: steering overhead {r['steering_overhead_pct']:+.1f}% "
-                       f"(target < {STEER_TARGET_PCT:.0f}%) -> **{'PASS' if ok else 'FAIL'}**")
+        for key, what in (("steering_overhead_pct", "steering"), ("probe_overhead_pct", "probe state capture")):
+            if r.get(key) is not None and r["preset"] == "mid" and r["batch"] in (1, 8):
+                ok = r[key] < STEER_TARGET_PCT
+                out.append(f"- mid batch {r['batch']}: {what} overhead {r[key]:+.1f}% "
+                           f"(target < {STEER_TARGET_PCT:.0f}%) -> **{'PASS' if ok else 'FAIL'}**")
     return out
 
 
@@ -50,6 +51,7 @@ def render(report: dict[str, Any]) -> str:
     m, a, rows = report["machine"], report["args"], report["rows"]
     cuda = a["device"] == "cuda"
     steer = any("steered_ms_per_step" in r for r in rows)
+    probe = any("probed_ms_per_step" in r for r in rows)
     lines = [
         "# Engine speed",
         "",
@@ -83,6 +85,8 @@ def render(report: dict[str, Any]) -> str:
     head = ["preset", "batch", "ms/step", "frames/s", "RTF", "generate ms/step", "ours/generate"]
     if steer:
         head += ["steered ms/step", "steering overhead"]
+    if probe:
+        head += ["probed ms/step (every layer captured)", "probe overhead"]
     head += ["peak RSS ours MiB", "peak RSS +generate MiB"]
     if cuda:
         head += ["GPU weights MiB", "GPU peak ours MiB", "GPU peak generate MiB"]
@@ -97,6 +101,8 @@ def render(report: dict[str, Any]) -> str:
                  fmt(r.get("ratio_ours_to_generate"), "{:.2f}x")]
         if steer:
             cells += [fmt(r.get("steered_ms_per_step"), "{:.2f}"), fmt(r.get("steering_overhead_pct"), "{:+.1f}%")]
+        if probe:
+            cells += [fmt(r.get("probed_ms_per_step"), "{:.2f}"), fmt(r.get("probe_overhead_pct"), "{:+.1f}%")]
         cells += [fmt(r.get("peak_rss_ours_mib"), "{:.0f}"), fmt(r.get("peak_rss_with_generate_mib"), "{:.0f}")]
         if cuda:
             cells += [fmt(r.get("cuda_weights_mib"), "{:.0f}"), fmt(r.get("cuda_peak_ours_mib"), "{:.0f}"),

@@ -118,6 +118,19 @@ def additive_steering(layer: int, scale: float = 1.0) -> HookFactory:
     return factory
 
 
+def state_capture(layers: list[int] | None = None) -> HookFactory:
+    """A hook factory: every named layer's state handed to a per-frame sink (`hooks.patch_record` with a
+    `CurrentFrameSink`), what online probes (`probes.affinity.OnlineAffinity`) read each frame; the lens
+    arithmetic they then do is analysis, not timed here. None: every layer."""
+
+    def factory(model, batch: int):
+        from duplex_steer.hooks import CurrentFrameSink, patch_record
+
+        return patch_record(model, layers, CurrentFrameSink())
+
+    return factory
+
+
 # --- contention -------------------------------------------------------------------------------------
 def _cpu_busy_seconds() -> float | None:
     """CPU-seconds all cores of the machine have spent busy since boot (Linux /proc/stat), or None."""

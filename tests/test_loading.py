@@ -39,6 +39,23 @@ def test_hf_export_round_trip_keeps_every_logit(fixture, tmp_path):
     assert torch.equal(a.audio_logits.nan_to_num(), b.audio_logits.nan_to_num())
 
 
+def test_hf_export_refuses_a_model_whose_codec_is_not_mimi(tmp_path):
+    from duplex_steer.engine.export import ExportError
+
+    organism = load("organism")
+    with pytest.raises(ExportError, match="its own codec, not Mimi"):
+        export_hf(organism, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()  # refused before writing anything
+
+
+def test_hf_export_of_a_language_model_alone_says_its_codec_is_a_placeholder(tmp_path):
+    native = load(fixture_dir("kyutai-tiny-moshi"), lm_only=True)
+    export_hf(native, tmp_path / "hf")
+    assert native.hf.audio_encoder is None  # the placeholder was only lent to the export
+    meta = json.loads((tmp_path / "hf" / "duplex_steer.json").read_text())
+    assert meta["codec"].startswith("placeholder")
+
+
 def _copy_fixture(tmp_path, name="kyutai-tiny-moshi"):
     dst = tmp_path / name
     shutil.copytree(fixture_dir(name), dst)

@@ -30,9 +30,9 @@ def export_hf(model: DuplexModel, dst: str | Path) -> Path:
     since transformers' MoshiConfig resets it to num_codebooks when it reads a config file.
     """
     if model.codec is not None and model.hf.audio_encoder is None:
-        raise ExportError(f"{model.source} has its own codec, not Mimi (the organism): transformers' Moshi format "
-                          "holds a Mimi codec, so this model cannot be written in it; its own folder (safetensors "
-                          "and JSON) is already portable")
+        raise ExportError(f"{model.source} has its own codec, not Mimi: transformers' Moshi format holds a Mimi "
+                          "codec, so this model cannot be written in it; its own checkpoint folder (safetensors and "
+                          "JSON) is already portable")
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     placeholder = model.hf.audio_encoder is None  # a language model loaded alone (lm_only=True)
