@@ -7,7 +7,7 @@ machine load. Reports min and median ms/step, the speed-up, the compile time, an
 run of `--check-frames` frames gives the same tokens in both modes. Random weights: a pipeline
 measurement, not a claim about real models.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fast_step.py --preset mid --batches 1 8
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fast_step.py --preset mid --batches 1 8 --out benchmarks/results/fast_step
 
 On CUDA the fast step uses CUDA graphs (torch.compile mode="reduce-overhead"): written, not yet run
 on a GPU (`--device cuda`).
@@ -28,6 +28,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from bench_common import git_head, machine_line, write_results  # noqa: E402 - sibling: this script runs as a file
 
 from duplex_steer import load  # noqa: E402
 
@@ -92,27 +94,40 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="steps per round")
     parser.add_argument("--max-frames", type=int, default=400, help="KV window of both sessions (a 32 s talk)")
     parser.add_argument("--check-frames", type=int, default=12)
-    parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write OUT.md and OUT.json (e.g. benchmarks/results/fast_step)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load(args.preset, device=args.device)
+    started, load_before = time.strftime("%Y-%m-%d %H:%M"), os.getloadavg()[0]
     print(f"{model.label}; device {args.device}, {args.threads} thread(s); load average before "
-          f"{os.getloadavg()[0]:.2f}", flush=True)
+          f"{load_before:.2f}", flush=True)
     rows = []
     for batch in args.batches:
         row = measure(model, batch, args)
         row["load_average_1min_after"] = round(os.getloadavg()[0], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| batch | eager ms/step (min / median) | fast ms/step (min / median) | speed-up (median) | compile s | "
-          "token-exact |\n|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['batch']} | {r['eager_min_ms']} / {r['eager_median_ms']} | {r['fast_min_ms']} / "
-              f"{r['fast_median_ms']} | x{r['speedup_median']} | {r['compile_s']} | {r['token_exact']} |")
+    table = ["| batch | eager ms/step (min / median) | fast ms/step (min / median) | speed-up (median) | compile s | "
+             "token-exact |", "|---|---|---|---|---|---|"]
+    table += [f"| {r['batch']} | {r['eager_min_ms']} / {r['eager_median_ms']} | {r['fast_min_ms']} / "
+              f"{r['fast_median_ms']} | x{r['speedup_median']} | {r['compile_s']} | {r['token_exact']} |" for r in rows]
+    text = "\n".join([
+        f"# fast_step.py: eager vs fast (compiled) step, {args.preset} preset, {args.device}", "",
+        f"Random-weight `{args.preset}`: a pipeline measurement, not a claim about real models. One process, "
+        f"{args.threads} thread(s), KV window {args.max_frames} frames, sampled sessions (reference defaults), "
+        f"{args.rounds} alternating rounds of {args.steps} steps after warm-up; token check: {args.check_frames} "
+        f"greedy frames in both modes.",
+        f"Machine: {machine_line()}; run {started}; load average {load_before:.2f} before, "
+        f"{', '.join(str(r['load_average_1min_after']) for r in rows)} after each row. Code: {git_head()}; "
+        f"torch {torch.__version__}.", "",
+        f"    OMP_NUM_THREADS={args.threads} .venv/bin/python benchmarks/fast_step.py --preset {args.preset} "
+        f"--batches {' '.join(map(str, args.batches))}", "", *table, ""])
     if args.out is not None:
-        args.out.write_text(json.dumps({"preset": args.preset, "device": args.device, "threads": args.threads,
-                                        "rows": rows}, indent=1) + "\n")
-
+        write_results(args.out.with_suffix(""), {"preset": args.preset, "device": args.device,
+                                                 "threads": args.threads, "rows": rows}, text)
+    else:
+        print(text)
 
 if __name__ == "__main__":
     main()
