@@ -13,6 +13,12 @@ torch's default (one thread per core, OpenMP workers that spin while they wait) 
 - `--threads N` (every command, `add_threads_arg`) overrides the policy; otherwise an `OMP_NUM_THREADS`
   set in the environment is respected.
 
+What passive waiting costs: nothing on one thread, but a larger model on several threads wakes its
+workers for every small parallel region. `mid` on 2 threads steps in about 32 / 50 ms (batch 1 / 8) alone
+with passive waiting against 16 / 31 ms spinning, while two such processes at once take 28 / 55 ms each
+passive against 41-64 / 82-93 ms spinning (`benchmarks/wait_policy.py`). A process that has the CPU to
+itself runs a larger model faster with `OMP_WAIT_POLICY=ACTIVE` in its environment (respected here).
+
 `configure_threads` applies the choice: before torch is imported it sets `OMP_NUM_THREADS` / `MKL_NUM_THREADS`
 (torch reads them when it starts, and nothing here imports torch, so `--help` stays fast); if torch is
 already imported it calls `torch.set_num_threads` as well.
