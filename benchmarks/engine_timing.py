@@ -71,6 +71,18 @@ def time_steps(model, batch: int, frames: int, warmup: int, hook_factory: HookFa
             "rtf": ms / FRAME_MS}
 
 
+_TRANSFORMERS_TWINS: dict[int, Any] = {}  # id(model) -> the same tensors in transformers' own modules
+
+
+def transformers_twin(model):
+    """transformers' `MoshiForConditionalGeneration` on the model's tensors, built once per model."""
+    from duplex_steer.engine.modules import to_transformers
+
+    if id(model) not in _TRANSFORMERS_TWINS:
+        _TRANSFORMERS_TWINS[id(model)] = to_transformers(model.hf, model.spec)
+    return _TRANSFORMERS_TWINS[id(model)]
+
+
 def time_generate(model, batch: int, new_frames: int, prefix: int = 1) -> float:
     """Seconds for HF `generate` to produce `new_frames` frames after a `prefix`-frame random prompt.
 
@@ -79,10 +91,8 @@ def time_generate(model, batch: int, new_frames: int, prefix: int = 1) -> float:
     """
     import torch
 
-    from duplex_steer.engine.modules import to_transformers
-
     spec = model.spec
-    hf = to_transformers(model.hf, spec)  # the same tensors in transformers' own modules
+    hf = transformers_twin(model)
     gen = torch.Generator().manual_seed(1)
     A = spec.num_audio_codebooks
     ids = torch.randint(0, spec.text_card, (batch, prefix), generator=gen).to(model.device)

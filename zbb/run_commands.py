@@ -37,12 +37,11 @@ def run_config_from_args(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     from zbb.run_folder import merge_and_report
     from zbb.runner import run
-    from zbb.workers import WorkerError, run_in_workers
+    from zbb.workers import refuse_workers_with_shards, run_in_workers
 
     config = run_config_from_args(args)
     if args.shard:
-        if args.workers not in (None, 1):
-            raise WorkerError("--workers runs local processes; it cannot be combined with --shard or torchrun's ranks")
+        refuse_workers_with_shards(args.workers)
         run(config, args.out, shard=tuple(int(x) for x in args.shard.split("/")))
     else:  # torchrun's ranks are handled there
         run_in_workers(config, args.out, workers=args.workers, threads=args.threads)

@@ -31,6 +31,12 @@ class WorkerError(DuplexSteerError, RuntimeError):
     """A worker process of a parallel run failed (its finished records are kept)."""
 
 
+def refuse_workers_with_shards(workers: int | None) -> None:
+    """Local worker processes and shards (`--shard`, torchrun's ranks) are two ways to split one run: one at a time."""
+    if workers not in (None, 1):
+        raise WorkerError("--workers runs local processes; it cannot be combined with --shard or torchrun's ranks")
+
+
 MAX_DEFAULT_WORKERS = 8  # each process imports torch and loads the model: beyond this the loads outweigh the gain
 
 
@@ -59,8 +65,7 @@ def run_in_workers(config: Any, out_dir: str | Path, workers: int | None = None,
     from .runner import RESULTS, play, prepare_run, remaining_work, run
 
     if launcher_shard()[1] > 1:
-        if workers not in (None, 1):
-            raise WorkerError("--workers runs local processes; it cannot be combined with --shard or torchrun's ranks")
+        refuse_workers_with_shards(workers)
         return run(config, out_dir, model=model, progress=progress).parent
     out = prepare_run(config, out_dir)
     for f in out.glob("results*.jsonl"):  # no other process writes here yet: every torn last line can go
@@ -153,4 +158,4 @@ def _worker(config_json: dict[str, Any], out: str, rank: int, keys: list[tuple[s
         raise SystemExit(1) from None
 
 
-__all__ = ["MAX_DEFAULT_WORKERS", "WorkerError", "default_workers", "run_in_workers"]
+__all__ = ["MAX_DEFAULT_WORKERS", "WorkerError", "refuse_workers_with_shards", "default_workers", "run_in_workers"]

@@ -70,8 +70,3 @@ def set_parameter(root: nn.Module, name: str, value: Tensor) -> None:
     if tuple(old.shape) != tuple(value.shape):
         raise ValueError(f"{name}: shape {tuple(value.shape)} != the model's {tuple(old.shape)}")
     module._parameters[leaf] = nn.Parameter(value, requires_grad=old.requires_grad)
-
-
-def meta_tensors(root: nn.Module) -> list[str]:
-    """Names of parameters and buffers still on the meta device (should be none after loading)."""
-    return [n for n, t in [*root.named_parameters(), *root.named_buffers()] if t.is_meta]

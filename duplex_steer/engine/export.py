@@ -36,13 +36,8 @@ def export_hf(model: DuplexModel, dst: str | Path) -> Path:
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     placeholder = model.hf.audio_encoder is None  # a language model loaded alone (lm_only=True)
-    if placeholder:
-        model.hf.audio_encoder = random_tiny_mimi(model.spec.card, 0, model.device, model.dtype)
-    try:
-        to_transformers(model.hf, model.spec).save_pretrained(str(dst))
-    finally:
-        if placeholder:
-            model.hf.audio_encoder = None
+    mimi = random_tiny_mimi(model.spec.card, 0, model.device, model.dtype) if placeholder else None
+    to_transformers(model.hf, model.spec, mimi).save_pretrained(str(dst))
     tok = model.tokenizer
     if isinstance(tok, SentencePieceTokenizer):
         shutil.copy(tok.path, dst / "tokenizer_spm_32k_3.model")

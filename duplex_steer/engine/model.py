@@ -4,7 +4,8 @@ The temporal transformer's layers (`engine.modules.DecoderLayer`: transformers' 
 routes, names and arithmetic, the toolkit's code) are called one by one as modules so that forward hooks
 (probes, steering) and nnsight see every call. The depformer runs on its weights through a small
 dedicated loop: causal by construction, never copying per-codebook weights, and what the per-frame step
-spends most of its calls on."""
+spends most of its calls on.
+"""
 
 from __future__ import annotations
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..lazy import gc_paused
 from .spec import ModelSpec
 
 
@@ -164,7 +165,7 @@ class Attention(nn.Module):
             causal = query.shape[2] > 1 and attention_mask is None
             out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
                                                  scale=self.scaling, is_causal=causal)
-        out = out.transpose(1, 2).contiguous().reshape(*input_shape, -1).contiguous()
+        out = out.transpose(1, 2).contiguous().reshape(*input_shape, -1)
         return self.o_proj(out), weights
 
 
@@ -278,6 +279,11 @@ def rebuild_rotary_buffers(root: nn.Module, device: torch.device) -> None:
             module.reset(device)
 
 
+def meta_tensors(root: nn.Module) -> list[str]:
+    """Names of parameters and buffers still on the meta device (should be none after loading)."""
+    return [n for n, t in [*root.named_parameters(), *root.named_buffers()] if t.is_meta]
+
+
 def language_model_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """A state dict without its Mimi codec's entries."""
     return {k: v for k, v in state.items() if not k.startswith("audio_encoder.")}
@@ -294,33 +300,36 @@ def from_transformers(hf_model: nn.Module, spec: ModelSpec) -> MoshiModules:
     return modules.requires_grad_(False)
 
 
-def to_transformers(modules: MoshiModules, spec: ModelSpec) -> nn.Module:
+def to_transformers(modules: MoshiModules, spec: ModelSpec, mimi: nn.Module | None = None) -> nn.Module:
     """A transformers `MoshiForConditionalGeneration` holding these modules' tensors (shared), for
-    `save_pretrained` and transformers' own `generate`; the modules must have a Mimi `audio_encoder`."""
-    from ..lazy import gc_paused
-
-    if modules.audio_encoder is None:
+    `save_pretrained` and transformers' own `generate`. Its Mimi is `mimi`, else the modules' `audio_encoder`
+    (one of them is needed: transformers' Moshi holds a Mimi)."""
+    mimi = mimi if mimi is not None else modules.audio_encoder
+    if mimi is None:
         raise ValueError("this model has no Mimi codec (the organism has its own): transformers' Moshi format "
                          "holds one, so it cannot be written in that format")
     with gc_paused():
-        from transformers import MoshiForConditionalGeneration
+        from transformers.models.moshi.modeling_moshi import (
+            MoshiForConditionalGeneration,
+            MoshiRotaryEmbedding,
+        )
 
     param = next(modules.decoder.parameters())
-    config = spec.to_hf_config(modules.audio_encoder.config)
+    config = spec.to_hf_config(mimi.config)
     config._attn_implementation = modules.config._attn_implementation
     with torch.device("meta"):
         hf = MoshiForConditionalGeneration._from_config(config, dtype=param.dtype)
     hf.load_state_dict(language_model_state(modules.state_dict()), strict=False, assign=True)
-    hf.audio_encoder = modules.audio_encoder
+    hf.audio_encoder = mimi
     for module in hf.modules():  # RoPE tables (not in state dicts), as transformers computes them
-        if type(module).__name__ == "MoshiRotaryEmbedding":
-            fresh = type(module)(module.config)
+        if isinstance(module, MoshiRotaryEmbedding):
+            fresh = MoshiRotaryEmbedding(module.config)
             module.inv_freq, module.original_inv_freq = fresh.inv_freq.to(param.device), fresh.original_inv_freq.to(param.device)
-    missing = [n for n, t in [*hf.named_parameters(), *hf.named_buffers()] if t.is_meta]
+    missing = meta_tensors(hf)
     if missing:
         raise ValueError(f"transformers' Moshi has tensors the engine's modules lack: {', '.join(missing[:4])}")
     return hf.eval()
 
 
 __all__ = ["AttentionSettings", "DecoderLayer", "DepthLayer", "MoshiModules", "RMSNorm", "RotaryEmbedding",
-           "from_transformers", "language_model_state", "rebuild_rotary_buffers", "to_transformers"]
+           "from_transformers", "language_model_state", "meta_tensors", "rebuild_rotary_buffers", "to_transformers"]

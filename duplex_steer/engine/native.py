@@ -24,7 +24,7 @@ from torch import Tensor
 
 from ..errors import DuplexSteerError
 from ..lazy import gc_paused
-from .build import build_empty_modules, meta_tensors, set_parameter
+from .build import build_empty_modules, set_parameter
 from .convert import (
     Alias,
     ConversionError,
@@ -33,7 +33,7 @@ from .convert import (
     lm_conversion_plan,
     released_aliases,
 )
-from .modules import rebuild_rotary_buffers
+from .modules import meta_tensors, rebuild_rotary_buffers
 from .safetensors_io import SafetensorsError, TensorReader, read_header
 from .spec import PRESETS, ModelSpec, SpecError
 

@@ -104,9 +104,9 @@ def load_organism(folder: str | Path = WEIGHTS_DIR, device: torch.device | str =
 
 def _from_state(spec: ModelSpec, state: dict[str, torch.Tensor]):
     """Modules built on the meta device whose tensors are `state`'s (float32), RoPE tables rebuilt."""
-    from ..engine.build import build_empty_modules, meta_tensors, set_parameter
+    from ..engine.build import build_empty_modules, set_parameter
     from ..engine.loading import LoadError
-    from ..engine.modules import rebuild_rotary_buffers
+    from ..engine.modules import meta_tensors, rebuild_rotary_buffers
 
     hf = build_empty_modules(spec)
     expected = {f"{part}.{k}" for part in _PARTS for k in getattr(hf, part).state_dict()}
