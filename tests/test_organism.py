@@ -170,6 +170,48 @@ def test_training_lowers_the_loss(world: World) -> None:
     assert torch.allclose(a, b)
 
 
+def test_loss_terms_are_the_teacher_forced_cross_entropies(organism) -> None:
+    """The training loss equals cross-entropy read off `teacher_forced`'s outputs: text (padding and answer
+    tokens weighted), the model's and the user's codebooks each averaged over its predicted frames, and, with
+    `depth_fraction` < 1, over the sampled frames only."""
+    import torch.nn.functional as F
+
+    from duplex_steer.organism.train import loss_terms
+
+    g = torch.Generator().manual_seed(3)
+    B, T, spec = 2, 40, organism.spec
+    codes = torch.stack([torch.randint(0, spec.text_card, (B, T), generator=g)]
+                        + [torch.randint(0, organism.codec.card, (B, T), generator=g) for _ in range(spec.n_q)], 1)
+    codes[0, 0, :10] = PAD
+    answer = (int(codes[1, 0, 5]),)
+    with torch.no_grad():
+        out = organism.teacher_forced(codes)
+        weight = torch.where(codes[:, 0] == PAD, 0.5, 1.0)
+        weight = torch.where(codes[:, 0] == answer[0], 3.0, weight)
+        text_ce = F.cross_entropy(out.text_logits.flatten(0, 1), codes[:, 0].flatten(), reduction="none")
+        expected_text = (text_ce * weight.flatten()).sum() / weight.sum()
+        for fraction in (1.0, 0.3):
+            picked = torch.ones(B * T, dtype=torch.bool)
+            if fraction < 1.0:
+                index = torch.randperm(B * T, generator=torch.Generator().manual_seed(9))[: int(fraction * B * T)]
+                picked = torch.zeros(B * T, dtype=torch.bool)
+                picked[index] = True
+            per_codebook = []
+            for k in range(spec.dep_q):  # teacher_forced undelays: frame t's prediction sits at t, NaN if none
+                logits = out.audio_logits[:, k].reshape(B * T, -1)
+                d = spec.delays[k + 1]
+                # loss_terms samples delayed positions; position p predicts frame p - d
+                chosen = [p for p in range(B * T) if picked[p] and p % T >= d]
+                frames = torch.tensor([p - d for p in chosen])
+                per_codebook.append(F.cross_entropy(logits[frames], codes[:, 1 + k].flatten()[frames]))
+            text, audio, user = loss_terms(organism, codes, 0.5, fraction, torch.Generator().manual_seed(9), answer,
+                                           3.0)
+            n = spec.num_audio_codebooks
+            torch.testing.assert_close(text, expected_text)
+            torch.testing.assert_close(audio, torch.stack(per_codebook[:n]).mean(), rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(user, torch.stack(per_codebook[n:]).mean(), rtol=1e-5, atol=1e-5)
+
+
 def test_main_job_runs_on_the_organism_by_default(tmp_path) -> None:
     """`zbb main` (the README's main job) defaults to the organism: every condition, its caveat, its vector."""
     import json

@@ -204,10 +204,25 @@ class DuplexModel(nn.Module):
         return F.linear(x, w["heads"][k])
 
     def depth_logits(self, normed: Tensor, inputs: Tensor, num_codebooks: int | None = None) -> Tensor:
-        """Teacher-forced depformer: normed [N, dim], inputs [N, K] (text, then codebooks 0..K-2) -> [N, K, card]."""
+        """Teacher-forced depformer: normed [N, dim], inputs [N, K] (text, then codebooks 0..K-2) -> [N, K, card].
+
+        The K steps run at once (causal attention over the steps, each step's own weights by batched
+        matmul): the same arithmetic as K calls of `depth_step`, without its per-step loop, whose weight
+        slices cost a full-size gradient each in training."""
         K = num_codebooks or self.spec.dep_q
-        kv: list[list[Tensor]] = [[] for _ in self._depth()["layers"]]
-        return torch.stack([self.depth_step(k, normed, inputs[:, k], kv) for k in range(K)], 1)
+        w = self._depth()
+        N = normed.shape[0]
+        embedded = [w["text_emb"](inputs[:, 0])] + [w["emb"][k - 1](inputs[:, k]) for k in range(1, K)]
+        x = torch.einsum("nd,ked->nke", normed, w["in"][:K]) + torch.stack(embedded, 1)  # [N, K, D]
+        for lw in w["layers"]:
+            h = lw["norm1"](x)
+            qkv = torch.einsum("nkd,ked->nke", h, lw["qkv"][:K])
+            q, key, val = qkv.view(N, K, 3, lw["heads"], -1).permute(2, 0, 3, 1, 4).unbind(0)  # [N, H, K, hd]
+            att = F.scaled_dot_product_attention(q, key, val, is_causal=True).transpose(1, 2).reshape(N, K, -1)
+            x = x + torch.einsum("nkd,ked->nke", att, lw["o"][:K])
+            a, b = torch.einsum("nkd,ked->nke", lw["norm2"](x), lw["fc1"][:K]).chunk(2, dim=-1)
+            x = x + torch.einsum("nkf,kef->nke", lw["act"](a) * b, lw["fc2"][:K])
+        return torch.einsum("nkd,kcd->nkc", x, w["heads"][:K])
 
     # --- whole sequences --------------------------------------------------------------------------
     def delay(self, codes: Tensor) -> Tensor:

@@ -78,15 +78,17 @@ def loss_terms(model, codes: torch.Tensor, pad_weight: float = 0.5, depth_fracti
         index = torch.randperm(B * T, generator=generator)[: max(1, int(depth_fraction * B * T))]
     logits = model.depth_logits(normed.reshape(B * T, -1)[index], dep_in[index])  # [N, dep_q, card]
     item, frame = index // T, index % T
-    audio = []
-    for k in range(dep_q):  # the prediction at delayed position t is for frame t - delay
-        d = model.spec.delays[k + 1]
-        valid = frame >= d
-        target = codes[item[valid], 1 + k, frame[valid] - d]
-        audio.append(F.cross_entropy(logits[valid, k], target))
+    # the prediction at delayed position t is for frame t - delay; frames before the delay predict nothing
+    delays = torch.tensor(model.spec.delays[1 : dep_q + 1])
+    source = frame[:, None] - delays[None, :]  # [N, dep_q]
+    valid = source >= 0
+    targets = codes[item[:, None], 1 + torch.arange(dep_q)[None, :], source.clamp(min=0)]
+    valid, targets = valid.to(logits.device), targets.to(logits.device)
+    ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view_as(valid)
+    audio = (ce * valid).sum(0) / valid.sum(0).clamp(min=1)  # each codebook's mean over its valid frames
     n = model.spec.num_audio_codebooks
-    user = torch.stack(audio[n:]).mean() if len(audio) > n else torch.zeros(())
-    return text, torch.stack(audio[:n]).mean(), user
+    user = audio[n:].mean() if dep_q > n else torch.zeros(())
+    return text, audio[:n].mean(), user
 
 
 def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | None = None,
