@@ -55,6 +55,9 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     (tmp_path / "bad.wav").write_text("not audio")
     assert main(["converse", "--model", "tiny", "--audio", str(tmp_path / "bad.wav")]) == 2
     assert "could not read" in capsys.readouterr().err
+    assert main(["train-organism", "--false-descriptions", "0", "--out", str(tmp_path / "never")]) == 2
+    assert "--false-descriptions must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()  # refused before any speech is rendered or folder written
 
 
 def test_default_layer_is_the_papers_23_of_32():

@@ -102,6 +102,31 @@ def test_zero_buffer_rate_zero_means_none(generator) -> None:
     assert all(gen.episode().kind != "zero_buffer" for _ in range(60))
 
 
+def test_false_descriptions_set_the_fact_table(generator) -> None:
+    """`EpisodeConfig.false_descriptions` bounds the false facts asked about each subject: with 1, a subject's
+    false questions use its ZBB false description or one other; the true ones are its two truths."""
+    from dataclasses import replace
+
+    from duplex_steer.organism.episodes import EpisodeGenerator
+
+    world = generator.world
+    gen = EpisodeGenerator(world, generator.bank, replace(generator.config, false_descriptions=1), seed=2)
+    seen: dict[tuple[str, bool], set[str]] = {}
+    for _ in range(40):
+        for ev in gen.episode().events:
+            if ev["what"] in ("silent", "followup", "buffered", "zero_buffer"):
+                question = ev["text"].removeprefix("Um, excuse me, ")
+                description = question.split(", ", 1)[1].removesuffix(", right?")
+                seen.setdefault((ev["subject"], ev["truth"]), set()).add(description)
+    assert sum(len(v) for v in seen.values()) >= 40
+    for (subject, truth), descriptions in seen.items():
+        true, false = world.candidate_descriptions(subject, others=1)
+        assert descriptions <= set(true if truth else false), (subject, truth, descriptions)
+        if not truth:
+            zbb_false = [d for d in false if (subject, d) in world.zbb_pairs]
+            assert len(false) == len(zbb_false) + 1
+
+
 @pytest.fixture(scope="module")
 def organism():
     from duplex_steer import load

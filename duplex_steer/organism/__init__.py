@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import DuplexSteerError
 from ..threads import add_threads_arg
 from .settings import ORGANISM_NOTE, STEERING_DEFAULTS  # noqa: F401 - the organism's public facts
 
@@ -23,6 +24,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .episodes import EpisodeConfig
     from .train import TrainConfig, train
 
+    if args.false_descriptions is not None and args.false_descriptions < 1:
+        raise DuplexSteerError(f"--false-descriptions must be at least 1 (interruptions need a false description "
+                               f"of their own), got {args.false_descriptions}")
     if args.codec_from is not None:  # a wrong folder fails now, not after the speech is rendered
         from ..engine.tag_codec import TagCodec
 
@@ -30,6 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     episodes = EpisodeConfig()
     if args.zero_buffer_rate is not None:
         episodes.zero_buffer_rate = args.zero_buffer_rate
+    if args.false_descriptions is not None:
+        episodes.false_descriptions = args.false_descriptions
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
     if args.steps is not None:
         config.steps = args.steps
@@ -57,6 +63,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--zero-buffer-rate", type=float, default=None,
                    help="fraction of episodes with a zero-buffer interruption (default: EpisodeConfig's)")
+    p.add_argument("--false-descriptions", type=int, default=None, metavar="N",
+                   help="false descriptions per subject beside its ZBB one: the world's fact table (default: "
+                        "EpisodeConfig's, 5; fewer facts are learned in fewer steps: scripts/facts_learnability.py)")
     add_threads_arg(p, help="training threads (default: TrainConfig.threads, 1, as the committed organism was trained; "
                     "a second thread speeds a step up by about 5%%: benchmarks/train_step.py)")
     p.set_defaults(func=cmd_train)

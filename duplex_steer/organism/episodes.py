@@ -51,6 +51,7 @@ class EpisodeConfig:
     zbb_subject_rate: float = 0.6  # questions about a ZBB subject (the rest: training-only subjects)
     variants: int = 18  # acoustic variants of every user utterance (8 training voices clean + 10 augmented)
     followup_rate: float = 0.7  # chance of another silent question after each answer, while there is room
+    false_descriptions: int = 5  # false descriptions drawn per subject beside its ZBB false one (the fact table)
 
     def kind_probabilities(self) -> dict[str, float]:
         p = {"zero_buffer": self.zero_buffer_rate, "buffered": self.buffered_rate, "retopic": self.retopic_rate,
@@ -91,7 +92,8 @@ class EpisodeGenerator:
         subject = pool[rng.integers(len(pool))]
         key = (subject, interruption)
         if key not in self._candidates:
-            self._candidates[key] = w.candidate_descriptions(subject, interruption=interruption)
+            self._candidates[key] = w.candidate_descriptions(subject, others=self.config.false_descriptions,
+                                                             interruption=interruption)
         true, false = self._candidates[key]
         pool = true if rng.random() < 0.5 else false  # half the questions are true
         description = pool[rng.integers(len(pool))]
