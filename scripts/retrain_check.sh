@@ -3,14 +3,17 @@
 # committed organism and on the retrained one side by side (held-out engine: festival; a training voice:
 # flite slt): does one command reproduce the committed quality, and within the 60-minute budget?
 #   bash scripts/retrain_check.sh            # -> runs/retrain-check/{train.log, <model>-<rendering>/report.md}
-# About 27 minutes for the training and 4 for the four ZBB runs on the 2-core Intel host of 2026-12-02.
+#   OUT=runs/retrain-f1 bash scripts/retrain_check.sh --false-descriptions 1   # a recipe variant: arguments go
+#                                                                              # to train-organism
+# About 27 minutes for the training and 4 for the four ZBB runs on the 2-core Intel host of 2026-12-02;
+# about 50 and 16 on the AMD host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 OUT=${OUT:-runs/retrain-check}
 mkdir -p "$OUT"
 start=$SECONDS
-HF_HUB_OFFLINE=1 $BIN/duplex-steer train-organism --seed 0 --out "$OUT/retrained" 2> "$OUT/train.log"
+HF_HUB_OFFLINE=1 $BIN/duplex-steer train-organism --seed 0 "$@" --out "$OUT/retrained" 2> "$OUT/train.log"
 echo "retraining took $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s (wall, set-up included)"
 for model in organism "$OUT/retrained"; do
   for rendering in festival-slt-hts flite-slt; do

@@ -52,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train-organism", help="train the CPU model organism (about 70-90 minutes on 2 cores)")
+    p = sub.add_parser("train-organism", help="train the CPU model organism (27 to 58 minutes on 2 cores, by host)")
     p.add_argument("--out", default="runs/organism", help="checkpoint folder to write")
     p.add_argument("--codec-from", default=None, metavar="FOLDER",
                    help="reuse the tag codec of this organism folder instead of fitting one (seeds share it)")
@@ -65,7 +65,8 @@ def register(sub) -> None:
                    help="fraction of episodes with a zero-buffer interruption (default: EpisodeConfig's)")
     p.add_argument("--false-descriptions", type=int, default=None, metavar="N",
                    help="false descriptions per subject beside its ZBB one: the world's fact table (default: "
-                        "EpisodeConfig's, 5; fewer facts are learned in fewer steps: scripts/facts_learnability.py)")
+                        "EpisodeConfig's, 5, the committed recipe; see the model card's diagnosis of the facts)")
     add_threads_arg(p, help="training threads (default: TrainConfig.threads, 1, as the committed organism was trained; "
-                    "a second thread speeds a step up by about 5%%: benchmarks/train_step.py)")
+                    "a second thread makes a step about 1.6x faster on an idle 2-core machine: benchmarks/train_step.py; "
+                    "whether it gives the same weights was not checked)")
     p.set_defaults(func=cmd_train)
