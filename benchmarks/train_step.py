@@ -33,9 +33,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from duplex_steer.engine.tag_codec import load_small_codec  # noqa: E402
-from duplex_steer.engine.text import PAD  # noqa: E402
 from duplex_steer.organism.checkpoint import WEIGHTS_DIR, new_model, trainable_parameters  # noqa: E402
-from duplex_steer.organism.train import TrainConfig, loss_terms  # noqa: E402
+from duplex_steer.organism.train import TrainConfig, loss_terms, text_loss  # noqa: E402
 from duplex_steer.organism.world import World  # noqa: E402
 
 FORMS = ("stepwise", "together")  # the baseline, then the recipe's `loss_terms`
@@ -46,12 +45,7 @@ def stepwise_loss_terms(model, codes, pad_weight, depth_fraction, generator, ans
     B, K, T = codes.shape
     delayed = model.delay(codes)
     normed = model.final_norm(model.run_layers(model.embed(delayed[:, :, :-1]), 0))
-    target = codes[:, 0]
-    weight = torch.where(target == PAD, pad_weight, 1.0)
-    for token in answer_ids:
-        weight = torch.where(target == token, answer_weight, weight)
-    text = F.cross_entropy(model.text_logits(normed).flatten(0, 1), target.flatten(), reduction="none")
-    text = (text * weight.flatten()).sum() / weight.sum()
+    text = text_loss(model.text_logits(normed), codes[:, 0], pad_weight, answer_ids, answer_weight)
     dep_q = model.spec.dep_q
     dep_in = delayed[:, :dep_q, 1:].permute(0, 2, 1).reshape(B * T, -1)
     index = torch.randperm(B * T, generator=generator)[: max(1, int(depth_fraction * B * T))]

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -36,8 +34,8 @@ if str(REPO) not in sys.path:
 from duplex_steer.engine.tag_codec import SILENCE, TagCodec  # noqa: E402
 from duplex_steer.engine.text import PAD  # noqa: E402
 from duplex_steer.organism.checkpoint import WEIGHTS_DIR, new_model, trainable_parameters  # noqa: E402
-from duplex_steer.organism.episodes import EpisodeConfig  # noqa: E402
-from duplex_steer.organism.train import TrainConfig  # noqa: E402
+from duplex_steer.organism.episodes import EpisodeConfig, draw_fact  # noqa: E402
+from duplex_steer.organism.train import TrainConfig, lr_factor, text_loss  # noqa: E402
 from duplex_steer.organism.world import NO, YES, Fact, World  # noqa: E402
 from zbb import load_items  # noqa: E402
 
@@ -48,11 +46,12 @@ class SymbolicEpisodes:
     """Episodes of silent questions with perfect hearing: user codebook 0 names the word being said."""
 
     def __init__(self, world: World, codec: TagCodec, tokenizer, false_descriptions: int, seed: int):
-        self.world, self.rng, self.false_descriptions = world, np.random.default_rng(seed), false_descriptions
+        self.world, self.codec, self.rng = world, codec, np.random.default_rng(seed)
+        self.config = EpisodeConfig(false_descriptions=false_descriptions)
         self.word_class = {w: i for i, w in enumerate(codec.labels)}
         self.silence = codec.encode(np.zeros((1, 12 * 1920), np.float32))[0, :, -1]
         self.token = {w: tokenizer.encode(w)[0] for w in [YES, NO, *world.zbb_subjects, *world.extra_subjects]}
-        self.candidates: dict[str, tuple[list[str], list[str]]] = {}
+        self.candidates: dict[tuple[str, bool], tuple[list[str], list[str]]] = {}
 
     def blank(self) -> torch.Tensor:
         codes = torch.empty(17, FRAMES, dtype=torch.long)
@@ -60,14 +59,8 @@ class SymbolicEpisodes:
         return codes
 
     def fact(self) -> Fact:
-        w, rng = self.world, self.rng
-        pool = w.zbb_subjects if rng.random() < EpisodeConfig().zbb_subject_rate else w.extra_subjects
-        subject = pool[rng.integers(len(pool))]
-        if subject not in self.candidates:
-            self.candidates[subject] = w.candidate_descriptions(subject, others=self.false_descriptions)
-        true, false = self.candidates[subject]
-        options = true if rng.random() < 0.5 else false
-        return w.fact(subject, options[rng.integers(len(options))])
+        """A silent question's fact, drawn as the recipe's episodes draw it."""
+        return draw_fact(self.world, self.rng, self.config, self.candidates)
 
     def place(self, codes: torch.Tensor, fact: Fact, t: int) -> tuple[int, int]:
         """Puts the question at frame t and the answer after it; returns (answer frame, next free frame)."""
@@ -121,7 +114,7 @@ def zbb_accuracy_heard(model, episodes: SymbolicEpisodes, world: World, renderin
     likeliest."""
     from duplex_steer.audio import FRAME_SAMPLES, load_audio
 
-    codec = TagCodec.load(WEIGHTS_DIR)
+    codec = episodes.codec
     manifest = json.loads((rendering / "manifest.json").read_text())
     files = {e["id"]: rendering / e["file"] for e in manifest["entries"] if e["kind"] == "query"}
     model.eval()
@@ -165,13 +158,7 @@ def main() -> int:
     model.train()
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
 
-    def lr_at(step: int) -> float:  # the recipe's schedule (`train.train`)
-        if step < config.warmup:
-            return (step + 1) / config.warmup
-        frac = (step - config.warmup) / max(1, config.steps - config.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, config))
     answers = (episodes.token[YES], episodes.token[NO])
     curve, start = [], time.perf_counter()
     for step in range(config.steps + 1):
@@ -183,12 +170,7 @@ def main() -> int:
             break
         model.forget_fused_weights()
         codes = torch.stack([episodes.episode(args.questions) for _ in range(config.batch_size)])
-        target = codes[:, 0]
-        weight = torch.where(target == PAD, config.pad_weight, 1.0)
-        for token in answers:
-            weight = torch.where(target == token, config.answer_weight, weight)
-        ce = F.cross_entropy(text_logits(model, codes).flatten(0, 1), target.flatten(), reduction="none")
-        loss = (ce * weight.flatten()).sum() / weight.sum()
+        loss = text_loss(text_logits(model, codes), codes[:, 0], config.pad_weight, answers, config.answer_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

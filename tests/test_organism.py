@@ -10,7 +10,7 @@ import torch
 
 from duplex_steer.audio import FRAME_SAMPLES
 from duplex_steer.engine.text import PAD
-from duplex_steer.organism.world import EXTRA_FACTS, MONOLOGUE_TEMPLATES, World
+from duplex_steer.organism.world import BUFFER, EXTRA_FACTS, MONOLOGUE_TEMPLATES, World
 from zbb import load_items
 from zbb.scoring import stance
 
@@ -115,7 +115,7 @@ def test_false_descriptions_set_the_fact_table(generator) -> None:
     for _ in range(40):
         for ev in gen.episode().events:
             if ev["what"] in ("silent", "followup", "buffered", "zero_buffer"):
-                question = ev["text"].removeprefix("Um, excuse me, ")
+                question = ev["text"].removeprefix(f"{BUFFER} ")
                 description = question.split(", ", 1)[1].removesuffix(", right?")
                 seen.setdefault((ev["subject"], ev["truth"]), set()).add(description)
     assert sum(len(v) for v in seen.values()) >= 40

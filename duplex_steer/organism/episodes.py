@@ -29,7 +29,7 @@ import torch
 from ..engine.tag_codec import CONTEXT_FRAMES
 from ..engine.text import PAD
 from .speech import SpeechBank
-from .world import BACKCHANNELS, BUFFER, World
+from .world import BACKCHANNELS, BUFFER, Fact, World
 
 KINDS = ("silent", "buffered", "zero_buffer", "retopic", "none")
 
@@ -71,6 +71,22 @@ class Episode:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+def draw_fact(world: World, rng: np.random.Generator, config: EpisodeConfig,
+              candidates: dict[tuple[str, bool], tuple[list[str], list[str]]], interruption: bool = False) -> Fact:
+    """A question's fact: a ZBB subject with probability `config.zbb_subject_rate`, else a training-only one;
+    half the questions true, from the subject's candidate descriptions (`World.candidate_descriptions` with
+    `config.false_descriptions`, cached in `candidates`)."""
+    pool = world.zbb_subjects if rng.random() < config.zbb_subject_rate else world.extra_subjects
+    subject = pool[rng.integers(len(pool))]
+    key = (subject, interruption)
+    if key not in candidates:
+        candidates[key] = world.candidate_descriptions(subject, others=config.false_descriptions,
+                                                       interruption=interruption)
+    true, false = candidates[key]
+    options = true if rng.random() < 0.5 else false  # half the questions are true
+    return world.fact(subject, options[rng.integers(len(options))])
+
+
 class EpisodeGenerator:
     """Draws episodes from a seeded generator; `world`, `bank` and `tokenizer` fix the vocabulary."""
 
@@ -86,18 +102,8 @@ class EpisodeGenerator:
     def _user(self, text: str):
         return self.bank.user(text, variant=int(self.rng.integers(self.config.variants)))
 
-    def _question_fact(self, interruption: bool):
-        w, rng = self.world, self.rng
-        pool = w.zbb_subjects if rng.random() < self.config.zbb_subject_rate else w.extra_subjects
-        subject = pool[rng.integers(len(pool))]
-        key = (subject, interruption)
-        if key not in self._candidates:
-            self._candidates[key] = w.candidate_descriptions(subject, others=self.config.false_descriptions,
-                                                             interruption=interruption)
-        true, false = self._candidates[key]
-        pool = true if rng.random() < 0.5 else false  # half the questions are true
-        description = pool[rng.integers(len(pool))]
-        return w.fact(subject, description)
+    def _question_fact(self, interruption: bool) -> Fact:
+        return draw_fact(self.world, self.rng, self.config, self._candidates, interruption)
 
     def _stray_text(self) -> str:
         rng, w = self.rng, self.world

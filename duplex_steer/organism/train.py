@@ -50,13 +50,32 @@ class TrainConfig:
     hearing: HearingConfig = field(default_factory=HearingConfig)
 
 
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """The recipe's learning-rate multiplier: linear warm-up over `config.warmup` steps, then cosine to 10%."""
+    if step < config.warmup:
+        return (step + 1) / config.warmup
+    frac = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def text_loss(logits: torch.Tensor, target: torch.Tensor, pad_weight: float = 0.5, answer_ids: tuple[int, ...] = (),
+              answer_weight: float = 1.0) -> torch.Tensor:
+    """Weighted mean cross-entropy of text logits [B, T, V] on target [B, T]: padding weighs `pad_weight`,
+    the answer tokens ("yes" / "no": the facts, rare among the text tokens) `answer_weight`, others 1."""
+    weight = torch.where(target == PAD, pad_weight, 1.0)
+    for token in answer_ids:
+        weight = torch.where(target == token, answer_weight, weight)
+    ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
+    return (ce * weight.flatten()).sum() / weight.sum()
+
+
 def loss_terms(model, codes: torch.Tensor, pad_weight: float = 0.5, depth_fraction: float = 1.0,
                generator: torch.Generator | None = None, answer_ids: tuple[int, ...] = (),
                answer_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(text loss, model audio loss, user audio loss) of the teacher-forced pass on codes [B, 17, T]; the
     user loss is 0 for a model without user heads.
 
-    The depformer (8 or 16 sequential steps per frame) costs most of a training step, so with
+    The depformer (8 or 16 steps per frame) costs much of a training step, so with
     `depth_fraction` < 1 its predictions are computed at a random sample of frames only; the temporal
     transformer and the text loss still see every frame. At 1.0 (and answer_weight 1) this is
     `model.teacher_forced`'s objective. `answer_ids` (the answer tokens) weigh `answer_weight` in the text loss."""
@@ -65,12 +84,7 @@ def loss_terms(model, codes: torch.Tensor, pad_weight: float = 0.5, depth_fracti
     B, K, T = codes.shape
     delayed = model.delay(codes.to(model.device))
     normed = model.final_norm(model.run_layers(model.embed(delayed[:, :, :-1]), 0))
-    text_target = codes[:, 0]
-    weight = torch.where(text_target == PAD, pad_weight, 1.0)
-    for token in answer_ids:  # "yes" / "no": the facts, rare among the text tokens
-        weight = torch.where(text_target == token, answer_weight, weight)
-    text = F.cross_entropy(model.text_logits(normed).flatten(0, 1), text_target.flatten(), reduction="none")
-    text = (text * weight.flatten()).sum() / weight.sum()
+    text = text_loss(model.text_logits(normed), codes[:, 0], pad_weight, answer_ids, answer_weight)
     dep_q = model.spec.dep_q
     dep_in = delayed[:, :dep_q, 1:].permute(0, 2, 1).reshape(B * T, -1)
     index = torch.arange(B * T)
@@ -149,13 +163,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
     model.train()
     opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
 
-    def lr_at(step: int) -> float:
-        if step < config.warmup:
-            return (step + 1) / config.warmup
-        frac = (step - config.warmup) / max(1, config.steps - config.warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, config))
     depth_gen = torch.Generator().manual_seed(config.seed)
     answer_ids = tuple(model.tokenizer.encode(word)[0] for word in (YES, NO))
     history: list[dict[str, float]] = []
