@@ -8,7 +8,8 @@ teacher-forced objective: cross-entropy on the model's next text token (padding 
 tokens "yes" / "no" `answer_weight`), plus the mean cross-entropy over the model's 8 audio codebooks, plus
 `user_weight` x the mean over the user's 8 codebooks, predicted by the user-stream heads (depformer steps 8-15, as PersonaPlex has them). Writes
 the checkpoint folder (see `checkpoint.py`), `training.json` (settings, losses, the codec's tagging
-accuracy on training and held-out speech, wall time) and `loss.png`.
+accuracy on training and held-out speech, the teacher-forced answer checks of `answers.py` every
+`answer_check_every` steps, wall time) and `loss.png` (the losses, and the answer checks on a second axis).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.text import PAD
+from .answers import accuracy, answer_tally
 from .episodes import EpisodeConfig, EpisodeGenerator
 from .hearing import HearingConfig, examples, fit_tag_codec, hearing_texts, tagging_accuracy, user_texts
 from .speech import SpeechBank
 from .world import NO, YES, World
 
 CODEC_SEED = 0
+ANSWER_CHECK_SEED = 10_000  # added to the training seed for the answer-check episodes
 HELD_OUT_CHECK_VOICES = ("festival:slt-hts", "festival:kal")  # the tag codec's accuracy is reported on them
 
 
@@ -46,6 +49,9 @@ class TrainConfig:
     depth_fraction: float = 0.25  # frames whose depformer predictions enter the loss (a seeded sample per batch)
     threads: int = 1
     workers: int = 2  # speech rendering processes
+    speech_cache: str | None = None  # folder keeping the rendered speech between runs (None: render anew)
+    answer_check_every: int = 200  # steps between teacher-forced answer checks (`answers.py`; 0: none)
+    answer_check_episodes: int = 48  # a fixed set of recipe episodes, drawn with their own seed
     episodes: EpisodeConfig = field(default_factory=EpisodeConfig)
     hearing: HearingConfig = field(default_factory=HearingConfig)
 
@@ -115,7 +121,7 @@ def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | N
 
     bank = SpeechBank(voices=config.hearing.voices, seed=config.seed)
     texts = hearing_texts(world)
-    bank.render(texts, world.model_words, workers=config.workers, progress=progress)
+    bank.render(texts, world.model_words, workers=config.workers, progress=progress, cache=config.speech_cache)
     training = [u for (v, _), u in bank.renderings.items() if v in config.hearing.voices]
     if codec_from is not None:
         bank.codec = TagCodec.load(codec_from)
@@ -129,7 +135,8 @@ def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | N
         record.pop("loss")
     queries = [it["text"] for it in read_items()]
     record["tagging_training_clean"] = tagging_accuracy(bank.codec, training[:: max(1, len(training) // 600)])
-    heard = list(render_corpus(HELD_OUT_CHECK_VOICES, queries, workers=config.workers, progress=False).values())
+    heard = list(render_corpus(HELD_OUT_CHECK_VOICES, queries, workers=config.workers, progress=False,
+                               cache=config.speech_cache).values())
     record["tagging_held_out"] = {"voices": list(HELD_OUT_CHECK_VOICES), "texts": "the 100 ZBB queries",
                                   **tagging_accuracy(bank.codec, heard)}
     record["user_texts"] = len(user_texts(world))
@@ -167,9 +174,16 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
     depth_gen = torch.Generator().manual_seed(config.seed)
     answer_ids = tuple(model.tokenizer.encode(word)[0] for word in (YES, NO))
     history: list[dict[str, float]] = []
+    checks: list[dict] = []
+    check_set = []
+    if config.answer_check_every > 0:  # its own generator: the training episodes stay those of a run without it
+        check_gen = EpisodeGenerator(world, bank, config.episodes, seed=config.seed + ANSWER_CHECK_SEED)
+        check_set = [check_gen.episode() for _ in range(config.answer_check_episodes)]
     setup_s = time.perf_counter() - t0
     bar = tqdm(range(config.steps), desc=f"organism seed {config.seed}", disable=not progress)
     for step in bar:
+        if check_set and step % config.answer_check_every == 0:
+            checks.append(answer_check(model, check_set, world, step))
         codes = gen.batch(config.batch_size)
         text_loss, audio_loss, user_loss = loss_terms(model, codes, config.pad_weight, config.depth_fraction, depth_gen,
                                                       answer_ids, config.answer_weight)
@@ -184,16 +198,28 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
     model.requires_grad_(False)
     model.eval()
     model.forget_fused_weights()
+    if check_set:
+        checks.append(answer_check(model, check_set, world, config.steps))
     record = {
         "config": asdict(config), "setup_s": round(setup_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
         "torch": torch.__version__, "threads": config.threads, "codec": codec_record, "history": history,
+        "answer_checks": checks,
     }
     save_checkpoint(model, out, training=record)
-    plot_loss(history, out / "loss.png", title=f"organism seed {config.seed}")
+    plot_loss(history, out / "loss.png", title=f"organism seed {config.seed}", checks=checks)
     return record
 
 
-def plot_loss(history: list[dict[str, float]], path: Path, title: str = "") -> None:
+def answer_check(model, episodes: list, world: World, step: int) -> dict:
+    """Teacher-forced answer accuracy on the fixed check episodes (all, ZBB items), in eval mode."""
+    model.eval()
+    tally = answer_tally(model, episodes, world)
+    model.train()
+    return {"step": step, "answers_right": round(accuracy(tally), 3), "zbb_items_right": round(accuracy(tally, "zbb item"), 3),
+            "asked": tally["all"][1], "zbb_items_asked": tally.get("zbb item", [0, 0])[1]}
+
+
+def plot_loss(history: list[dict[str, float]], path: Path, title: str = "", checks: list[dict] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,7 +239,15 @@ def plot_loss(history: list[dict[str, float]], path: Path, title: str = "") -> N
     ax.set_ylabel("cross-entropy (nats)")
     ax.set_title(title or "organism training")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(loc="upper center")
+    if checks:
+        right = ax.twinx()
+        right.plot([c["step"] for c in checks], [c["answers_right"] for c in checks], "k.-",
+                   label="answers right, teacher-forced (check episodes)")
+        right.axhline(0.5, color="k", lw=0.6, ls=":")
+        right.set_ylim(0, 1)
+        right.set_ylabel("fraction right")
+        right.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
