@@ -57,6 +57,10 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert "could not read" in capsys.readouterr().err
     assert main(["train-organism", "--false-descriptions", "0", "--out", str(tmp_path / "never")]) == 2
     assert "--false-descriptions must be at least 1" in capsys.readouterr().err
+    assert main(["train-organism", "--answer-weight", "0", "--out", str(tmp_path / "never")]) == 2
+    assert "--answer-weight must be positive" in capsys.readouterr().err
+    assert main(["train-organism", "--zbb-subject-rate", "1.5", "--out", str(tmp_path / "never")]) == 2
+    assert "--zbb-subject-rate must be between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()  # refused before any speech is rendered or folder written
 
 

@@ -27,6 +27,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.false_descriptions is not None and args.false_descriptions < 1:
         raise DuplexSteerError(f"--false-descriptions must be at least 1 (interruptions need a false description "
                                f"of their own), got {args.false_descriptions}")
+    if args.answer_weight is not None and args.answer_weight <= 0:
+        raise DuplexSteerError(f"--answer-weight must be positive (the text loss's weight on 'yes' / 'no'), "
+                               f"got {args.answer_weight}")
+    if args.zbb_subject_rate is not None and not 0.0 <= args.zbb_subject_rate <= 1.0:
+        raise DuplexSteerError(f"--zbb-subject-rate must be between 0 and 1 (a fraction of the questions), "
+                               f"got {args.zbb_subject_rate}")
     if args.codec_from is not None:  # a wrong folder fails now, not after the speech is rendered
         from ..engine.tag_codec import TagCodec
 
@@ -36,7 +42,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes.zero_buffer_rate = args.zero_buffer_rate
     if args.false_descriptions is not None:
         episodes.false_descriptions = args.false_descriptions
+    if args.zbb_subject_rate is not None:
+        episodes.zbb_subject_rate = args.zbb_subject_rate
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
+    if args.answer_weight is not None:
+        config.answer_weight = args.answer_weight
+    config.speech_cache = args.speech_cache
     if args.steps is not None:
         config.steps = args.steps
     if args.batch_size is not None:
@@ -47,6 +58,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     last = record["history"][-1]
     print(f"trained in {record['wall_s']:.0f} s (set-up {record['setup_s']:.0f} s); final text loss "
           f"{last['text']:.3f}, audio loss {last['audio']:.3f}, user loss {last['user']:.3f}")
+    if record["answer_checks"]:
+        check = record["answer_checks"][-1]
+        print(f"answers right, teacher-forced on {check['asked']} check questions: {check['answers_right']:.2f} "
+              f"(ZBB items {check['zbb_items_right']:.2f} of {check['zbb_items_asked']})")
     print(f"wrote {args.out} (load it with duplex_steer.load({args.out!r})); loss curve {args.out}/loss.png")
     return 0
 
@@ -66,6 +81,15 @@ def register(sub) -> None:
     p.add_argument("--false-descriptions", type=int, default=None, metavar="N",
                    help="false descriptions per subject beside its ZBB one: the world's fact table (default: "
                         "EpisodeConfig's, 5, the committed recipe; see the model card's diagnosis of the facts)")
+    p.add_argument("--speech-cache", default=None, metavar="FOLDER",
+                   help="keep the rendered speech in FOLDER and reuse what an earlier run kept there (rendering "
+                        "takes about 15 of a retraining's minutes; the result is the same either way)")
+    p.add_argument("--answer-weight", type=float, default=None, metavar="W",
+                   help="the text loss's weight on the answer tokens 'yes' / 'no', where the facts are, against 1 "
+                        "for other words (default: TrainConfig's, 3.0)")
+    p.add_argument("--zbb-subject-rate", type=float, default=None, metavar="R",
+                   help="fraction of questions about a ZBB subject, the rest about training-only subjects "
+                        "(default: EpisodeConfig's, 0.6)")
     add_threads_arg(p, help="training threads (default: TrainConfig.threads, 1, as the committed organism was trained; "
                     "a second thread makes a step about 1.6x faster on an idle 2-core machine: benchmarks/train_step.py; "
                     "whether it gives the same weights was not checked)")
