@@ -15,6 +15,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,14 +59,16 @@ class SpeechBank:
 
     # --- audio ------------------------------------------------------------------------------------
     def render(self, user_texts: Sequence[str], model_words: Sequence[str], workers: int = 2,
-               progress: bool = True) -> None:
-        """Render every user text in every voice and every model word in the model's voice (once)."""
+               progress: bool = True, cache: str | Path | None = None) -> None:
+        """Render every user text in every voice and every model word in the model's voice (once; with
+        `cache`, a folder, renderings kept there by an earlier run are reused: `speech.render_cache`)."""
         todo = [t for t in dict.fromkeys(user_texts) if any((v, t) not in self.renderings for v in self.voices)]
         if todo:
-            self.renderings.update(render_corpus(self.voices, todo, workers=workers, progress=progress))
+            self.renderings.update(render_corpus(self.voices, todo, workers=workers, progress=progress, cache=cache))
         words = [w for w in dict.fromkeys(model_words) if (self.model_voice, w) not in self.renderings]
         if words:
-            self.renderings.update(render_corpus([self.model_voice], words, workers=workers, progress=progress))
+            self.renderings.update(render_corpus([self.model_voice], words, workers=workers, progress=progress,
+                                                 cache=cache))
 
     def rendering(self, text: str, voice: str) -> AlignedUtterance:
         """`text` as rendered in `voice`, or in the next voice that has it (an engine whose word timings

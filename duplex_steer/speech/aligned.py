@@ -18,11 +18,13 @@ import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from duplex_steer.audio import SAMPLE_RATE, resample
 from duplex_steer.speech.engines import FESTIVAL_VOICES
+from duplex_steer.speech.render_cache import RenderCache, Rendered
 from duplex_steer.speech.tts import ONSET_THRESHOLD, TTSError, speech_offset, speech_onset
 from duplex_steer.speech.word_spans import (
     EngineWords,
@@ -156,23 +158,35 @@ def corpus_tasks(voices: Iterable[str], texts: Sequence[str]) -> list[tuple[str,
     return tasks
 
 
-def render_corpus(voices: Sequence[str], texts: Sequence[str], workers: int = 2,
-                  progress: bool = True) -> dict[tuple[str, str], AlignedUtterance]:  # fmt: skip
+def render_corpus(voices: Sequence[str], texts: Sequence[str], workers: int = 2, progress: bool = True,
+                  cache: str | Path | None = None) -> dict[tuple[str, str], AlignedUtterance]:  # fmt: skip
     """Every text in every voice, rendered in `workers` processes (1: in this process), keyed (voice, text).
 
     Skipped texts (see `render_aligned`) are absent, with one warning per voice giving the count. Each
     rendering depends on its text and voice only, so the result is the same for any `workers` (identical
     arrays); the dict's order is voices x texts as given. Voice ids are checked before anything is rendered.
+    With `cache` (a folder, `render_cache.RenderCache`), renderings kept there are reused and new ones added.
     """
     unique_texts = list(dict.fromkeys(texts))
-    tasks = corpus_tasks(list(dict.fromkeys(voices)), unique_texts)
+    voice_ids = list(dict.fromkeys(voices))
+    engines = {voice_id: parse_voice(voice_id).engine for voice_id in voice_ids}  # bad ids fail here
+    results: dict[tuple[str, str], AlignedUtterance | None] = {}
+    store = RenderCache(cache) if cache is not None else None
+    todo: dict[str, list[str]] = {}
+    for voice_id in voice_ids:
+        kept = store.load(voice_id, engines[voice_id]) if store is not None else {}
+        for t in unique_texts:
+            if t in kept:
+                r = kept[t]
+                results[(voice_id, t)] = None if r is None else AlignedUtterance(t, voice_id, r.audio, r.words, r.spans_s)
+        todo[voice_id] = [t for t in unique_texts if t not in kept]
+    tasks = [task for voice_id in voice_ids for task in corpus_tasks([voice_id], todo[voice_id])]
     from tqdm.auto import tqdm
 
-    results: dict[tuple[str, str], AlignedUtterance | None] = {}
     with tqdm(
         total=sum(len(t) for _, t in tasks), desc="rendering", unit="text", disable=not progress
     ) as bar:
-        if workers <= 1:
+        if workers <= 1 or not tasks:
             done: Iterable = map(_render_task, tasks)
             pool = None
         else:
@@ -187,6 +201,12 @@ def render_corpus(voices: Sequence[str], texts: Sequence[str], workers: int = 2,
         finally:
             if pool is not None:
                 pool.terminate()
+    if store is not None:
+        for voice_id in voice_ids:
+            if todo[voice_id]:
+                store.save(voice_id, engines[voice_id], {
+                    t: None if (u := results[(voice_id, t)]) is None else Rendered(u.audio, u.words, u.spans_s)
+                    for t in todo[voice_id]})
     out = {}
     for voice_id in dict.fromkeys(voices):
         kept = {
