@@ -1,8 +1,9 @@
 """Does an organism answer its own training questions? Teacher-forced answer accuracy on fresh recipe episodes.
 
 A diagnosis for the organism's correctness (about chance on ZBB; `duplex_steer.organism.answers`): it draws episodes exactly as
-`duplex-steer train-organism` does (the same mix, fact table and speech; a seed the training never used, so
-new combinations of the same facts and acoustic variants), runs the checkpoint teacher-forced (the true
+`duplex-steer train-organism` does (the same mix, fact table and speech, the training's own augmented
+variants unless `--new-augmentations`; an episode seed the training never used, so new combinations of
+the same facts and acoustic variants), runs the checkpoint teacher-forced (the true
 conversation as input, as in training), and at every answer frame asks whether the "yes" logit beats the
 "no" logit as the fact says. Split by how the question came (silent, follow-up, interruption) and by
 whether its subject is a ZBB subject. `--voices` swaps the user's voices, e.g. `festival:slt-hts` for the
@@ -40,26 +41,30 @@ from zbb.stats import wilson_interval  # noqa: E402
 FALLBACK_VOICE = "flite:slt"
 
 
-def recipe_episodes(folder: Path) -> EpisodeConfig:
-    """The episode settings the checkpoint was trained with (its training.json), else the defaults."""
+def recipe(folder: Path) -> tuple[EpisodeConfig, int]:
+    """The episode settings and the seed the checkpoint was trained with (its training.json), else the
+    defaults and seed 0."""
     record = folder / "training.json"
     if not record.exists():
-        return EpisodeConfig()
-    saved = json.loads(record.read_text())["config"]["episodes"]
+        return EpisodeConfig(), 0
+    saved = json.loads(record.read_text())["config"]
     fields = EpisodeConfig.__dataclass_fields__
-    return EpisodeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in fields})
+    episodes = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["episodes"].items() if k in fields}
+    return EpisodeConfig(**episodes), int(saved["seed"])
 
 
-def answer_accuracy(folder: Path, voices: tuple[str, ...], n_episodes: int, seed: int) -> dict:
+def answer_accuracy(folder: Path, voices: tuple[str, ...], n_episodes: int, seed: int,
+                    new_augmentations: bool = False) -> dict:
     world = World.load()
     model = load_organism(folder)
     model.eval()
-    config = recipe_episodes(folder)
+    config, training_seed = recipe(folder)
     bank_voices = voices
     if tuple(voices) != TRAINING_VOICES:
         config.variants = len(voices)  # clean renderings in the given voices only
         bank_voices = voices + (FALLBACK_VOICE,)  # for the odd text an engine's timings cannot align ("Hmm.")
-    bank = SpeechBank(codec=model.codec, voices=bank_voices, seed=seed)
+    # the bank's seed draws the augmented variants: the training's own, unless asked for new ones
+    bank = SpeechBank(codec=model.codec, voices=bank_voices, seed=seed if new_augmentations else training_seed)
     gen = EpisodeGenerator(world, bank, config, seed=seed)
     tally = answer_tally(model, [gen.episode() for _ in tqdm(range(n_episodes), desc="episodes")], world)
     out = {}
@@ -75,11 +80,14 @@ def main() -> int:
     parser.add_argument("--voices", default=",".join(TRAINING_VOICES), help="comma-separated user voices")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1000, help="episode seed (training used the model's seed)")
+    parser.add_argument("--new-augmentations", action="store_true",
+                        help="augment the training voices' speech anew (drawn with --seed) instead of with the "
+                             "training's own augmentations: acoustic variation the model never heard")
     parser.add_argument("--out", required=True, help="JSON file for the tallies")
     args = parser.parse_args()
     torch.set_num_threads(1)
     voices = tuple(v.strip() for v in args.voices.split(",") if v.strip())
-    result = answer_accuracy(Path(args.model), voices, args.episodes, args.seed)
+    result = answer_accuracy(Path(args.model), voices, args.episodes, args.seed, args.new_augmentations)
     for key, row in sorted(result.items()):
         print(f"{key:>22}: {row['accuracy']:.2f} [{row['wilson95'][0]:.2f}, {row['wilson95'][1]:.2f}] (n={row['n']})")
     out = Path(args.out)
