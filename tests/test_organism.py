@@ -111,9 +111,13 @@ def test_false_descriptions_set_the_fact_table(generator) -> None:
 
     world = generator.world
     gen = EpisodeGenerator(world, generator.bank, replace(generator.config, false_descriptions=1), seed=2)
+    from duplex_steer.organism.hearing import user_texts
+
+    rendered = set(user_texts(world, 1))  # what training renders ahead for this table
     seen: dict[tuple[str, bool], set[str]] = {}
     for _ in range(40):
         for ev in gen.episode().events:
+            assert ev["text"] in rendered, ev["text"]
             if ev["what"] in ("silent", "followup", "buffered", "zero_buffer"):
                 question = ev["text"].removeprefix(f"{BUFFER} ")
                 description = question.split(", ", 1)[1].removesuffix(", right?")
@@ -315,3 +319,27 @@ def test_loading_on_the_meta_device_equals_loading_into_a_built_model(organism) 
     a, b = organism.forward_codes(codes), built.forward_codes(codes)
     assert torch.equal(a.text_logits, b.text_logits)
     assert torch.equal(a.audio_logits.nan_to_num(), b.audio_logits.nan_to_num())
+
+
+@needs_flite
+def test_a_text_no_voice_could_align_is_not_rendered_again(monkeypatch) -> None:
+    """`SpeechBank.render` remembers the (voice, text) pairs an engine could not align, so `rendering` goes to
+    the next voice without calling the engine again (training asks for them thousands of times)."""
+    import warnings
+
+    import duplex_steer.organism.speech as speech
+    from duplex_steer.organism.speech import SpeechBank
+
+    bank = SpeechBank(voices=("flite:kal", "flite:slt"), model_voice="flite:kal")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bank.render(["Cows, they give us milk.", "I have 3 cats."], [], workers=1, progress=False)
+    assert bank.renderings[("flite:kal", "I have 3 cats.")] is None  # flite reads "3" as a word we do not have
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(speech, "render_corpus", no_engine)
+    with pytest.raises(KeyError, match="could not be rendered in any of"):
+        bank.rendering("I have 3 cats.", "flite:kal")
+    assert bank.rendering("Cows, they give us milk.", "flite:slt").voice == "flite:slt"

@@ -29,7 +29,7 @@ import torch
 from ..engine.tag_codec import CONTEXT_FRAMES
 from ..engine.text import PAD
 from .speech import SpeechBank
-from .world import BACKCHANNELS, BUFFER, Fact, World
+from .world import BACKCHANNELS, BUFFER, FALSE_DESCRIPTIONS, Fact, World
 
 KINDS = ("silent", "buffered", "zero_buffer", "retopic", "none")
 
@@ -51,7 +51,7 @@ class EpisodeConfig:
     zbb_subject_rate: float = 0.6  # questions about a ZBB subject (the rest: training-only subjects)
     variants: int = 18  # acoustic variants of every user utterance (8 training voices clean + 10 augmented)
     followup_rate: float = 0.7  # chance of another silent question after each answer, while there is room
-    false_descriptions: int = 5  # false descriptions drawn per subject beside its ZBB false one (the fact table)
+    false_descriptions: int = FALSE_DESCRIPTIONS  # drawn per subject beside its ZBB false one (the fact table)
 
     def kind_probabilities(self) -> dict[str, float]:
         p = {"zero_buffer": self.zero_buffer_rate, "buffered": self.buffered_rate, "retopic": self.retopic_rate,

@@ -28,7 +28,7 @@ from ..engine.mel_codec import MelSettings, kmeans
 from ..engine.tag_codec import SILENCE, FrameTagger, TagCodec, TaggerShape
 from ..speech.aligned import AlignedUtterance, normalize_words
 from ..speech.augment import augment_utterance, draw_augmentation
-from .world import BACKCHANNELS, BUFFER, World
+from .world import BACKCHANNELS, BUFFER, FALSE_DESCRIPTIONS, World
 
 TRAINING_VOICES = ("flite:kal", "flite:awb", "flite:rms", "flite:slt",
                    "espeak-ng:en-us", "espeak-ng:en-us+m3", "espeak-ng:en-us+f2", "espeak-ng:en-gb+m7")
@@ -55,26 +55,27 @@ class HearingConfig:
     shape: TaggerShape = field(default_factory=lambda: TaggerShape(cepstra=16))
 
 
-def user_texts(world: World) -> list[str]:
+def user_texts(world: World, false_descriptions: int = FALSE_DESCRIPTIONS) -> list[str]:
     """Everything the organism's user says in training: topic requests, strays and backchannels, and every
-    question (silent, and as interruption with and without the buffer) about every subject."""
+    question (silent, and as interruption with and without the buffer) about every subject, from the fact
+    table of `false_descriptions` (`EpisodeConfig.false_descriptions`)."""
     texts = [f"Tell me about {t}." for t in world.topics] + [b.capitalize() + "." for b in BACKCHANNELS]
     for subject in world.zbb_subjects + world.extra_subjects:
         texts.append(subject.capitalize() + ".")
         for interruption in (False, True):
-            true, false = world.candidate_descriptions(subject, interruption=interruption)
+            true, false = world.candidate_descriptions(subject, others=false_descriptions, interruption=interruption)
             for description in true + false:
                 question = world.fact(subject, description).question
                 texts += [question, f"{BUFFER} {question}"] if interruption else [question]
     return list(dict.fromkeys(texts))
 
 
-def hearing_texts(world: World) -> list[str]:
-    """The codec's training sentences: the user's texts plus the organism's own sentences and answers in
-    every training voice (so the words it says have classes heard in many voices)."""
+def hearing_texts(world: World, false_descriptions: int = FALSE_DESCRIPTIONS) -> list[str]:
+    """The codec's training sentences: the user's texts (`user_texts`) plus the organism's own sentences and
+    answers in every training voice (so the words it says have classes heard in many voices)."""
     own = [" ".join(s).capitalize() + "." for t in world.topics for s in world.monologue_sentences(t)]
     own += [f"{a.capitalize()}, {s}." for s in world.zbb_subjects + world.extra_subjects for a in ("yes", "no")]
-    return list(dict.fromkeys(user_texts(world) + own))
+    return list(dict.fromkeys(user_texts(world, false_descriptions) + own))
 
 
 def class_labels(texts: list[str]) -> list[str]:

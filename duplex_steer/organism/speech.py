@@ -64,11 +64,20 @@ class SpeechBank:
         `cache`, a folder, renderings kept there by an earlier run are reused: `speech.render_cache`)."""
         todo = [t for t in dict.fromkeys(user_texts) if any((v, t) not in self.renderings for v in self.voices)]
         if todo:
-            self.renderings.update(render_corpus(self.voices, todo, workers=workers, progress=progress, cache=cache))
+            self._keep(render_corpus(self.voices, todo, workers=workers, progress=progress, cache=cache),
+                       self.voices, todo)
         words = [w for w in dict.fromkeys(model_words) if (self.model_voice, w) not in self.renderings]
         if words:
-            self.renderings.update(render_corpus([self.model_voice], words, workers=workers, progress=progress,
-                                                 cache=cache))
+            self._keep(render_corpus([self.model_voice], words, workers=workers, progress=progress, cache=cache),
+                       [self.model_voice], words)
+
+    def _keep(self, rendered: dict, voices: Sequence[str], texts: Sequence[str]) -> None:
+        """Store `rendered`, and None for each (voice, text) it lacks: an engine could not align it, and
+        `rendering` then goes to the next voice at once instead of trying the engine again."""
+        self.renderings.update(rendered)
+        for v in voices:
+            for t in texts:
+                self.renderings.setdefault((v, t), None)
 
     def rendering(self, text: str, voice: str) -> AlignedUtterance:
         """`text` as rendered in `voice`, or in the next voice that has it (an engine whose word timings

@@ -120,9 +120,9 @@ def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | N
     from ..speech.zbb_audio import read_items
 
     bank = SpeechBank(voices=config.hearing.voices, seed=config.seed)
-    texts = hearing_texts(world)
+    texts = hearing_texts(world, config.episodes.false_descriptions)  # every sentence the episodes can say
     bank.render(texts, world.model_words, workers=config.workers, progress=progress, cache=config.speech_cache)
-    training = [u for (v, _), u in bank.renderings.items() if v in config.hearing.voices]
+    training = [u for (v, _), u in bank.renderings.items() if v in config.hearing.voices and u is not None]
     if codec_from is not None:
         bank.codec = TagCodec.load(codec_from)
         record: dict = {"codec_from": str(codec_from)}
@@ -139,7 +139,7 @@ def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | N
                                cache=config.speech_cache).values())
     record["tagging_held_out"] = {"voices": list(HELD_OUT_CHECK_VOICES), "texts": "the 100 ZBB queries",
                                   **tagging_accuracy(bank.codec, heard)}
-    record["user_texts"] = len(user_texts(world))
+    record["user_texts"] = len(user_texts(world, config.episodes.false_descriptions))
     return bank, record
 
 

@@ -45,6 +45,7 @@ MONOLOGUE_TEMPLATES = (
 )
 BACKCHANNELS = ("yeah", "mhm", "okay", "uh huh", "wow", "hmm", "oh")
 BUFFER = BUFFER_TEXT  # what a buffered interruption starts with (defined once, by the benchmark)
+FALSE_DESCRIPTIONS = 5  # false descriptions per subject beside its ZBB one: the committed recipe's fact table
 YES, NO = "yes", "no"
 
 
@@ -117,7 +118,7 @@ class World:
         pool = [d for d in self.descriptions if d not in banned]
         return pool[int(np.random.default_rng(self._seed(subject) + 7).integers(len(pool)))]
 
-    def candidate_descriptions(self, subject: str, others: int = 5,
+    def candidate_descriptions(self, subject: str, others: int = FALSE_DESCRIPTIONS,
                                interruption: bool = False) -> tuple[list[str], list[str]]:
         """(true descriptions, false descriptions) a question about `subject` may use.
 
