@@ -239,15 +239,18 @@ def plot_loss(history: list[dict[str, float]], path: Path, title: str = "", chec
     ax.set_ylabel("cross-entropy (nats)")
     ax.set_title(title or "organism training")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper center")
+    handles, labels = ax.get_legend_handles_labels()
+    top = ax
     if checks:
         right = ax.twinx()
         right.plot([c["step"] for c in checks], [c["answers_right"] for c in checks], "k.-",
-                   label="answers right, teacher-forced (check episodes)")
+                   label="answers right, teacher-forced (check episodes; right axis)")
         right.axhline(0.5, color="k", lw=0.6, ls=":")
-        right.set_ylim(0, 1)
-        right.set_ylabel("fraction right")
-        right.legend(loc="upper right")
+        right.set_ylim(0, 1.05)
+        right.set_ylabel("fraction of answers right (chance 0.5)")
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels, top = handles + more_handles, labels + more_labels, right
+    top.legend(handles, labels, loc="center right", fontsize=8)  # one legend, on top, between answers and losses
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
