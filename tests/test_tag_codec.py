@@ -10,7 +10,14 @@ import torch
 
 from duplex_steer.audio import FRAME_SAMPLES
 from duplex_steer.engine.mel_codec import CodecError, MelCodec
-from duplex_steer.engine.tag_codec import CONTEXT_FRAMES, SILENCE, FrameTagger, TagCodec, load_small_codec
+from duplex_steer.engine.tag_codec import (
+    CONTEXT_FRAMES,
+    SILENCE,
+    FrameTagger,
+    TagCodec,
+    TaggerShape,
+    load_small_codec,
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +99,29 @@ def test_load_dispatch_and_errors(tmp_path) -> None:
         load_small_codec(tmp_path / "nothing")
     with pytest.raises(CodecError, match="class 0"):
         TagCodec(FrameTagger(48, 2, 8), ["a", SILENCE], torch.zeros(2, 384), torch.zeros(7, 4, 384))
+
+
+@pytest.mark.parametrize("cepstra", [0, 16])
+def test_band_mels_reads_only_the_low_bands(cepstra: int, tmp_path) -> None:
+    """With `band_mels`, the tags depend on the lowest bands only (what a voice sampled at 8 kHz has too),
+    with or without cepstra, and the limit survives save/load; without it, the high bands count."""
+    torch.manual_seed(1)
+    logmel = torch.randn(2, 48, 8 * 12)
+    louder_top = logmel.clone()
+    louder_top[:, 32:] += torch.randn(2, 16, 8 * 12) * 3
+    for band, same in ((32, True), (0, False)):
+        tagger = FrameTagger(48, 12, 8, TaggerShape(cepstra=cepstra, band_mels=band)).eval()
+        assert torch.equal(tagger(logmel), tagger(louder_top)) is same
+        changed_low = logmel.clone()
+        changed_low[:, 31] += 1.0  # the highest band it reads
+        assert not torch.equal(tagger(changed_low), tagger(logmel))
+    labels = [SILENCE] + [f"w{i}" for i in range(11)]
+    banded = TagCodec(FrameTagger(48, 12, 8, TaggerShape(cepstra=cepstra, band_mels=32)), labels,
+                      torch.randn(12, 384), torch.randn(7, 16, 384))
+    banded.save(tmp_path)
+    loaded = TagCodec.load(tmp_path)
+    assert loaded.tagger.shape.band_mels == 32
+    wav = _noise(20, 10)[None]
+    assert torch.equal(loaded.tag_logits(wav), banded.tag_logits(wav))
+    with pytest.raises(ValueError, match="band_mels 60"):
+        FrameTagger(48, 12, 8, TaggerShape(band_mels=60))

@@ -47,6 +47,8 @@ class TaggerShape:
     dilations: tuple[int, ...] = (1, 2, 4)
     cepstra: int = 0  # > 0: each column enters as its first cepstral coefficients 1..cepstra (a smoothed
     # spectral envelope: pitch harmonics, which differ from voice to voice, are smoothed away) plus its level
+    band_mels: int = 0  # > 0: the tagger reads only the lowest `band_mels` mel bands (32 of the 48: up to 3.4
+    # kHz, the telephone band every voice fills; above it voices differ by their sample rate: 8-24 kHz)
 
     @property
     def receptive_frames(self) -> int:
@@ -65,10 +67,13 @@ class FrameTagger(nn.Module):
     def __init__(self, n_mels: int, classes: int, columns_per_frame: int, shape: TaggerShape = TaggerShape()):
         super().__init__()
         self.shape, self.columns_per_frame = shape, columns_per_frame
-        width = (shape.cepstra or n_mels) + 1
+        self.bands = shape.band_mels or n_mels
+        if not 0 < self.bands <= n_mels:
+            raise ValueError(f"band_mels {shape.band_mels} must lie in 1..{n_mels} (or 0: all bands)")
+        width = (shape.cepstra or self.bands) + 1
         self.register_buffer("input_mean", torch.zeros(width, 1))
         self.register_buffer("input_std", torch.ones(width, 1))
-        self.register_buffer("dct", _dct_rows(n_mels, shape.cepstra) if shape.cepstra else torch.zeros(0),
+        self.register_buffer("dct", _dct_rows(self.bands, shape.cepstra) if shape.cepstra else torch.zeros(0),
                              persistent=False)
         c = shape.channels
         self.frame_in = nn.Linear(width * columns_per_frame, c)
@@ -78,7 +83,8 @@ class FrameTagger(nn.Module):
 
     def inputs(self, logmel: torch.Tensor) -> torch.Tensor:
         """[B, n_mels, C] log-mel -> [B, width, C]: the spectral shape (mean over mels removed, or cepstral
-        coefficients 1..cepstra) and the level (mean over mels)."""
+        coefficients 1..cepstra) and the level (mean over mels), of the lowest `band_mels` bands only."""
+        logmel = logmel[:, : self.bands]
         level = logmel.mean(1, keepdim=True)
         shape = torch.einsum("km,bmc->bkc", self.dct, logmel) if self.shape.cepstra else logmel - level
         return torch.cat([shape, level], 1)
