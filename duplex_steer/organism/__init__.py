@@ -14,6 +14,7 @@ state inertia, steering) at small scale, never numbers about Moshi or PersonaPle
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from ..errors import DuplexSteerError
 from ..threads import add_threads_arg
@@ -21,6 +22,7 @@ from .settings import ORGANISM_NOTE, STEERING_DEFAULTS  # noqa: F401 - the organ
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..engine.mel_codec import MelSettings
     from .episodes import EpisodeConfig
     from .train import TrainConfig, train
 
@@ -33,6 +35,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.zbb_subject_rate is not None and not 0.0 <= args.zbb_subject_rate <= 1.0:
         raise DuplexSteerError(f"--zbb-subject-rate must be between 0 and 1 (a fraction of the questions), "
                                f"got {args.zbb_subject_rate}")
+    n_mels = MelSettings.n_mels
+    if args.band_mels is not None and not 0 <= args.band_mels <= n_mels:
+        raise DuplexSteerError(f"--band-mels must lie in 0..{n_mels} (the tagger's lowest mel bands; 0: all "
+                               f"{n_mels}), got {args.band_mels}")
+    if args.codec_augmentations is not None and args.codec_augmentations < 0:
+        raise DuplexSteerError(f"--codec-augmentations must be 0 or more, got {args.codec_augmentations}")
+    if args.codec_from is not None and (args.band_mels is not None or args.codec_augmentations is not None):
+        raise DuplexSteerError("--band-mels and --codec-augmentations set how the tag codec is fitted; with "
+                               "--codec-from it is loaded instead: drop one or the other")
     if args.codec_from is not None:  # a wrong folder fails now, not after the speech is rendered
         from ..engine.tag_codec import TagCodec
 
@@ -52,6 +63,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.steps = args.steps
     if args.batch_size is not None:
         config.batch_size = args.batch_size
+    if args.band_mels is not None:
+        config.hearing.shape = replace(config.hearing.shape, band_mels=args.band_mels)
+    if args.codec_augmentations is not None:
+        config.hearing.augmentations = args.codec_augmentations
     if args.quick:
         config.steps, config.batch_size, config.hearing.epochs = 20, 4, 1
     record = train(config, args.out, codec_from=args.codec_from)
@@ -90,6 +105,12 @@ def register(sub) -> None:
     p.add_argument("--zbb-subject-rate", type=float, default=None, metavar="R",
                    help="fraction of questions about a ZBB subject, the rest about training-only subjects "
                         "(default: EpisodeConfig's, 0.6)")
+    p.add_argument("--band-mels", type=int, default=None, metavar="N",
+                   help="the tag codec's tagger reads only the lowest N of its 48 mel bands (32: up to 3.4 kHz, "
+                        "which every voice fills; default: all, as the committed codec; the model card's "
+                        "'Hearing the held-out engine')")
+    p.add_argument("--codec-augmentations", type=int, default=None, metavar="N",
+                   help="augmented copies of each rendering the tag codec trains on (default: HearingConfig's, 1)")
     add_threads_arg(p, help="training threads (default: TrainConfig.threads, 1, as the committed organism was trained; "
                     "a second thread makes a step about 1.6x faster on an idle 2-core machine: benchmarks/train_step.py; "
                     "whether it gives the same weights was not checked)")
