@@ -1,0 +1,103 @@
+"""How the organism's tag codec hears the held-out engine under other fitting settings.
+
+Fits the tag codec exactly as `train-organism` does (all its training speech in the 8 training voices,
+`HearingConfig`'s committed settings, seed 0) with the settings given here changed, then reports codebook
+0's word accuracy (`hearing.tagging_accuracy`) on the 100 ZBB queries in each festival voice (the held-out
+engine) and on the clean training speech, and the held-out accuracy by the word's place in the query (the
+first word is the subject). 3-5 minutes on 2 cores once the speech is rendered (use `--speech-cache`: the
+first run renders ~12,000 sentences, ~15 minutes). `--save-codec DIR` keeps the codec; `train-organism
+--codec-from DIR` then trains an organism on it. The figures in the organism's model card ("Hearing the
+held-out engine: settings"):
+
+    .venv/bin/python scripts/hearing_settings.py --speech-cache runs/speech-cache
+    .venv/bin/python scripts/hearing_settings.py --speech-cache runs/speech-cache --band-mels 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, replace
+
+import numpy as np
+import torch
+
+
+def by_place(codec, utterances) -> dict[str, float]:
+    """Held-out word accuracy by the word's place in its query: first, middle, last."""
+    from duplex_steer.audio import FRAME_SAMPLES
+    from duplex_steer.organism.hearing import frame_labels
+
+    index = {w: i for i, w in enumerate(codec.labels)}
+    hit, seen = Counter(), Counter()
+    for utt in utterances:
+        tags = codec.tag_logits(np.pad(utt.audio, (0, FRAME_SAMPLES))[None])[0].argmax(-1)
+        lab = frame_labels(utt, index, len(tags))
+        order = list(dict.fromkeys(lab[lab > 0].tolist()))
+        for j, c in enumerate(order):
+            place = "first" if j == 0 else "last" if j == len(order) - 1 else "middle"
+            seen[place] += 1
+            hit[place] += int(torch.mode(tags[lab == c]).values == c)
+    return {place: hit[place] / seen[place] for place in ("first", "middle", "last")}
+
+
+def main() -> None:
+    from duplex_steer.organism.episodes import EpisodeConfig
+    from duplex_steer.organism.hearing import tagging_accuracy
+    from duplex_steer.organism.train import HELD_OUT_CHECK_VOICES, TrainConfig, prepare_speech
+    from duplex_steer.organism.world import World
+    from duplex_steer.speech.aligned import render_corpus
+    from duplex_steer.speech.zbb_audio import read_items
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--band-mels", type=int, default=None, help="the tagger reads only the lowest N of 48 mel bands")
+    ap.add_argument("--augmentations", type=int, default=None, help="augmented copies of each rendering")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--max-renderings", type=int, default=None, help="renderings sampled for the tagger (of ~11,700)")
+    ap.add_argument("--channels", type=int, default=None, help="the tagger's width")
+    ap.add_argument("--false-descriptions", type=int, default=None, help="the fact table (train-organism's flag)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (train-organism's --threads; default 1)")
+    ap.add_argument("--speech-cache", default=None, help="folder keeping rendered speech between runs")
+    ap.add_argument("--save-codec", default=None, help="save the fitted codec in this folder")
+    ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = ap.parse_args()
+    if args.band_mels is not None and not 0 <= args.band_mels <= 48:
+        ap.error(f"--band-mels {args.band_mels} must lie in 0..48 (0: all bands)")
+    config = TrainConfig(speech_cache=args.speech_cache)
+    if args.false_descriptions is not None:
+        config.episodes = EpisodeConfig(false_descriptions=args.false_descriptions)
+    shape = config.hearing.shape
+    if args.band_mels is not None:
+        shape = replace(shape, band_mels=args.band_mels)
+    if args.channels is not None:
+        shape = replace(shape, channels=args.channels)
+    changes = {k: v for k, v in (("augmentations", args.augmentations), ("epochs", args.epochs),
+                                 ("max_renderings", args.max_renderings)) if v is not None}
+    config.hearing = replace(config.hearing, shape=shape, **changes)
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    bank, record = prepare_speech(World.load(), config)  # train-organism's own speech and codec fit
+    codec = bank.codec
+    if args.save_codec:
+        codec.save(args.save_codec)
+    queries = [it["text"] for it in read_items()]
+    rows: dict = {"config": asdict(config.hearing), "training (clean, a sample of 600)":
+                  record["tagging_training_clean"], "festival (both voices)": record["tagging_held_out"]}
+    for voice in HELD_OUT_CHECK_VOICES:
+        heard = list(render_corpus([voice], queries, workers=2, progress=False, cache=args.speech_cache).values())
+        rows[voice] = {**tagging_accuracy(codec, heard), "by_place": by_place(codec, heard)}
+    rows["wall_s"] = round(time.perf_counter() - t0, 1)
+    print("| speech | word accuracy | frame accuracy | first / middle / last word |\n|---|---|---|---|")
+    for key, acc in rows.items():
+        if isinstance(acc, dict) and "word_accuracy" in acc:
+            place = " / ".join(f"{v:.2f}" for v in acc["by_place"].values()) if "by_place" in acc else ""
+            print(f"| {key} | {acc['word_accuracy']:.2f} ({acc['words']} words) | {acc['frame_accuracy']:.2f} | {place} |")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":  # render_corpus starts worker processes (spawn): they import this file
+    main()
