@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Evaluate the organism with the toolkit's own commands (the figures in README.md and the model card).
 #   bash scripts/evaluate_organism.sh      # committed organism (seed 0) + a second training seed (seed 1)
-# Needs the set-up of scripts/setup.sh (with flite, festival and espeak-ng). Training seed 1 (sharing
-# seed 0's tag codec) took 73 minutes on 2 cores beside another training; each ZBB run (100 items x 8 conditions)
-# about 7 minutes in one process, about 3.5 in two (zbb main --workers, the default on 2 cores).
+# Needs the set-up of scripts/setup.sh (with flite, festival and espeak-ng). On the 2-core AMD host
+# (2026-12-03, alone): training seed 1 (sharing seed 0's tag codec) 12.8 minutes with the speech cached
+#   OUT=runs/organism-eval SPEECH_CACHE=runs/speech-cache bash scripts/evaluate_organism.sh
+# (about 15 more to render it otherwise); each ZBB run (100 items x 8 conditions) about 5 minutes in two
+# processes (zbb main --workers, the default on 2 cores); the whole script about 45 minutes. Rerun it to
+# resume: finished ZBB runs are kept.
 # Steering settings are the organism's defaults (layer 2 of 6, alpha 1, 3 frames), fixed before any ZBB run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,14 +16,18 @@ SEED1=${SEED1:-runs/organism-seed1}
 HELD_OUT=zbb/renderings/festival-slt-hts   # the held-out engine (festival): never heard in training
 TRAINING=zbb/renderings/flite-slt          # flite slt, a training voice (sentence by sentence, as trained)
 mkdir -p "$OUT"
+SPEECH_CACHE=${SPEECH_CACHE:-}              # a folder: seed 1 reuses the speech seed 0's training rendered there
 [ -f "$SEED1/model.safetensors" ] || $BIN/duplex-steer train-organism --seed 1 --codec-from duplex_steer/organism/weights \
-    --out "$SEED1"
+    ${SPEECH_CACHE:+--speech-cache "$SPEECH_CACHE"} --out "$SEED1"
 for seed in 0 1; do
   model=organism
   [ "$seed" = 1 ] && model=$SEED1
   # ZBB, every condition and control, vector fitted on the organism's dialogue set (a training voice)
-  $BIN/zbb main --model "$model" --audio "$HELD_OUT" --out "$OUT/zbb-held-out-seed$seed"
-  $BIN/zbb main --model "$model" --audio "$TRAINING" --out "$OUT/zbb-training-seed$seed"
+  # a finished run (its report.json) is kept: rerunning the script resumes where it stopped
+  [ -f "$OUT/zbb-held-out-seed$seed/report.json" ] || \
+    $BIN/zbb main --model "$model" --audio "$HELD_OUT" --out "$OUT/zbb-held-out-seed$seed"
+  [ -f "$OUT/zbb-training-seed$seed/report.json" ] || \
+    $BIN/zbb main --model "$model" --audio "$TRAINING" --out "$OUT/zbb-training-seed$seed"
 done
 # the layer picture: affinities on a held-out-engine interruption, and the take-over lag on 50 paired ZBB
 # scenarios (held-out rendering): asked while silent vs interrupted while talking vs interrupted + steered
