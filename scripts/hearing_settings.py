@@ -1,16 +1,17 @@
 """How the organism's tag codec hears the held-out engine under other fitting settings.
 
-Fits the tag codec exactly as `train-organism` does (all its training speech in the 8 training voices,
-`HearingConfig`'s committed settings, seed 0) with the settings given here changed, then reports codebook
-0's word accuracy (`hearing.tagging_accuracy`) on the 100 ZBB queries in each festival voice (the held-out
-engine) and on the clean training speech, and the held-out accuracy by the word's place in the query (the
-first word is the subject). 3-5 minutes on 2 cores once the speech is rendered (use `--speech-cache`: the
-first run renders ~12,000 sentences, ~15 minutes). `--save-codec DIR` keeps the codec; `train-organism
---codec-from DIR` then trains an organism on it. The figures in the organism's model card ("Hearing the
-held-out engine: settings"):
+Fits the tag codec exactly as `train-organism` does (its own `prepare_speech`: all its training speech in
+the 8 training voices, `HearingConfig`'s settings, seed 0) with the settings given here changed, then
+reports codebook 0's word accuracy (`hearing.tagging_accuracy`) on the 100 ZBB queries in each festival
+voice (the held-out engine) and on the clean training speech, and the held-out accuracy by the word's place
+in the query (the first word is the subject). 3.5 minutes on 2 cores once the speech is rendered (use
+`--speech-cache`: the first run renders ~12,000 sentences, ~15 minutes). `--save-codec DIR` keeps the codec;
+`train-organism --codec-from DIR` then trains an organism on it. The model card's "Hearing the held-out
+engine" (the committed settings: 32 bands, 2 augmented copies; at `--threads 2` the codec equals the one
+`train-organism --seed 0` fits, byte for byte):
 
-    .venv/bin/python scripts/hearing_settings.py --speech-cache runs/speech-cache
-    .venv/bin/python scripts/hearing_settings.py --speech-cache runs/speech-cache --band-mels 32
+    .venv/bin/python scripts/hearing_settings.py --threads 2 --speech-cache runs/speech-cache
+    .venv/bin/python scripts/hearing_settings.py --band-mels 0 --augmentations 1 --speech-cache runs/speech-cache
 """
 
 from __future__ import annotations
