@@ -82,7 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train-organism", help="train the CPU model organism (27 to 58 minutes on 2 cores, by host)")
+    p = sub.add_parser("train-organism",
+                       help="train the CPU model organism (about 33 minutes on 2 cores, 18 with its speech cached)")
     p.add_argument("--out", default="runs/organism", help="checkpoint folder to write")
     p.add_argument("--codec-from", default=None, metavar="FOLDER",
                    help="reuse the tag codec of this organism folder instead of fitting one (seeds share it)")
@@ -106,12 +107,12 @@ def register(sub) -> None:
                    help="fraction of questions about a ZBB subject, the rest about training-only subjects "
                         "(default: EpisodeConfig's, 0.6)")
     p.add_argument("--band-mels", type=int, default=None, metavar="N",
-                   help="the tag codec's tagger reads only the lowest N of its 48 mel bands (32: up to 3.4 kHz, "
-                        "which every voice fills; default: all, as the committed codec; the model card's "
+                   help="the tag codec's tagger reads only the lowest N of its 48 mel bands (0: all; default: "
+                        "HearingConfig's, 32: up to 3.4 kHz, which every voice fills; the model card's "
                         "'Hearing the held-out engine')")
     p.add_argument("--codec-augmentations", type=int, default=None, metavar="N",
-                   help="augmented copies of each rendering the tag codec trains on (default: HearingConfig's, 1)")
-    add_threads_arg(p, help="training threads (default: TrainConfig.threads, 1, as the committed organism was trained; "
-                    "a second thread makes a step about 1.6x faster on an idle 2-core machine: benchmarks/train_step.py; "
-                    "whether it gives the same weights was not checked)")
+                   help="augmented copies of each rendering the tag codec trains on (default: HearingConfig's, 2)")
+    add_threads_arg(p, help="training threads (default: TrainConfig.threads, 2, as the committed organism was trained; "
+                    "the weights may depend on it: sums run in another order, not checked; 1 when another heavy job "
+                    "shares a 2-core machine)")
     p.set_defaults(func=cmd_train)

@@ -47,7 +47,7 @@ class TrainConfig:
     user_weight: float = 0.5
     answer_weight: float = 3.0  # the text loss on "yes" / "no" (where the facts are), against 1 for other words
     depth_fraction: float = 0.25  # frames whose depformer predictions enter the loss (a seeded sample per batch)
-    threads: int = 1
+    threads: int = 2  # both cores of the 2-core machine (1 before 2026-12-03)
     workers: int = 2  # speech rendering processes
     speech_cache: str | None = None  # folder keeping the rendered speech between runs (None: render anew)
     answer_check_every: int = 200  # steps between teacher-forced answer checks (`answers.py`; 0: none)
