@@ -138,6 +138,25 @@ def organism():
     return load("organism")
 
 
+def test_committed_checkpoint_was_trained_with_the_recipes_defaults() -> None:
+    """`train-organism --seed 0` is the committed checkpoint's command: its recorded settings (training.json)
+    are TrainConfig's defaults, hearing and episodes included, and its codec has HearingConfig's shape; only
+    the rendering processes and the speech cache, which change no value, may differ."""
+    import json
+    from dataclasses import asdict
+
+    from duplex_steer.organism.checkpoint import WEIGHTS_DIR
+    from duplex_steer.organism.train import TrainConfig
+
+    recorded = json.loads((WEIGHTS_DIR / "training.json").read_text())["config"]
+    defaults = json.loads(json.dumps(asdict(TrainConfig())))  # tuples as JSON lists, as recorded
+    for free in ("workers", "speech_cache"):
+        recorded.pop(free), defaults.pop(free)
+    assert recorded == defaults
+    codec_shape = json.loads((WEIGHTS_DIR / "codec.json").read_text())["tagger"]
+    assert codec_shape == defaults["hearing"]["shape"]
+
+
 def test_committed_organism_loads_offline_and_says_what_it_is(organism) -> None:
     assert organism.source == "organism" and not organism.is_random
     assert "toy world" in organism.label
