@@ -226,7 +226,7 @@ def plot_loss(history: list[dict[str, float]], path: Path, title: str = "", chec
     import matplotlib.pyplot as plt
 
     steps = [h["step"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
     for key, color in (("text", "tab:blue"), ("audio", "tab:orange"), ("user", "tab:green")):
         if key not in history[0]:
             continue
@@ -240,7 +240,6 @@ def plot_loss(history: list[dict[str, float]], path: Path, title: str = "", chec
     ax.set_title(title or "organism training")
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
-    top = ax
     if checks:
         right = ax.twinx()
         right.plot([c["step"] for c in checks], [c["answers_right"] for c in checks], "k.-",
@@ -249,8 +248,9 @@ def plot_loss(history: list[dict[str, float]], path: Path, title: str = "", chec
         right.set_ylim(0, 1.05)
         right.set_ylabel("fraction of answers right (chance 0.5)")
         more_handles, more_labels = right.get_legend_handles_labels()
-        handles, labels, top = handles + more_handles, labels + more_labels, right
-    top.legend(handles, labels, loc="center right", fontsize=8)  # one legend, on top, between answers and losses
-    fig.tight_layout()
+        handles, labels = handles + more_handles, labels + more_labels
+    # one legend, above the axes, where it covers no curve
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     fig.savefig(path, dpi=120)
     plt.close(fig)
