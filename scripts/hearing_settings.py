@@ -45,6 +45,7 @@ def by_place(codec, utterances) -> dict[str, float]:
 
 
 def main() -> None:
+    from duplex_steer.engine.mel_codec import MelSettings
     from duplex_steer.organism.episodes import EpisodeConfig
     from duplex_steer.organism.hearing import tagging_accuracy
     from duplex_steer.organism.train import HELD_OUT_CHECK_VOICES, TrainConfig, prepare_speech
@@ -64,8 +65,9 @@ def main() -> None:
     ap.add_argument("--save-codec", default=None, help="save the fitted codec in this folder")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
-    if args.band_mels is not None and not 0 <= args.band_mels <= 48:
-        ap.error(f"--band-mels {args.band_mels} must lie in 0..48 (0: all bands)")
+    n_mels = MelSettings.n_mels
+    if args.band_mels is not None and not 0 <= args.band_mels <= n_mels:
+        ap.error(f"--band-mels {args.band_mels} must lie in 0..{n_mels} (0: all bands)")
     config = TrainConfig(speech_cache=args.speech_cache)
     if args.false_descriptions is not None:
         config.episodes = EpisodeConfig(false_descriptions=args.false_descriptions)
