@@ -100,7 +100,14 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from zbb.build import AUDIO_DIR, build_audio
     from zbb.rendering import RENDERINGS_DIR, build_rendering, manifest_from_recordings, rendering_name
 
-    if args.from_recordings:
+    if args.mute_subject:
+        from zbb.muting import mute_subjects
+
+        if args.tts or args.voice or args.from_recordings or args.items or args.limit or not args.out:
+            raise CliError("--mute-subject SOURCE copies a whole rendering: give it --out DIR and no other option")
+        out = Path(args.out)
+        manifest = mute_subjects(args.mute_subject, out)
+    elif args.from_recordings:
         if args.tts or args.voice:
             raise CliError("--from-recordings reads recordings; it takes no --tts or --voice")
         manifest = manifest_from_recordings(args.from_recordings, speaker=args.speaker or "",
@@ -132,7 +139,9 @@ def _add_build(subparsers: Any) -> None:
         description="Without options: rebuild the committed default (espeak-ng word by word) in zbb/audio. "
         "--tts ENGINE [--voice V]: speak every query, buffered query and context sentence by sentence into "
         "--out (default zbb/renderings/ENGINE-VOICE) with manifest.json (onsets detected and checked against "
-        "the engine's timings). --from-recordings DIR: write DIR/manifest.json for recordings of a person.")
+        "the engine's timings). --from-recordings DIR: write DIR/manifest.json for recordings of a person. "
+        "--mute-subject SOURCE --out DIR: copy a TTS-built rendering with every question's subject silenced "
+        "(the IWOR guess-floor control).")
     parser.add_argument("--tts", default=None, help="engine: espeak-ng, flite or festival (any registered TTS)")
     parser.add_argument("--voice", default=None,
                         help="engine voice: espeak-ng en-us...; flite slt, awb, rms, kal; festival slt-hts, kal")
@@ -140,6 +149,9 @@ def _add_build(subparsers: Any) -> None:
     parser.add_argument("--from-recordings", default=None, metavar="DIR",
                         help="folder of recordings: queries/<id>.wav, contexts/<slug>.wav, optionally buffered/<id>.wav")
     parser.add_argument("--speaker", default=None, help="who was recorded (stored in the manifest)")
+    parser.add_argument("--mute-subject", default=None, metavar="SOURCE",
+                        help="copy the TTS-built rendering SOURCE to --out with each question's subject silenced: "
+                        "ZBB's IWOR on it is how often a model names a subject it never heard")
     parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.set_defaults(func=_cmd_build)
