@@ -21,7 +21,15 @@ from duplex_steer.errors import DuplexSteerError
 from duplex_steer.threads import add_threads_to_subcommands, configure_from_args, passive_wait
 from zbb import ITEM_BANK_VERSION, ITEMS_PATH, ZBBItem, load_items
 from zbb.replies import read_replies, score_rows
-from zbb.run_commands import ALL_CONDITIONS, add_import_fdb, add_main, add_report, add_run, add_sweep
+from zbb.run_commands import (
+    ALL_CONDITIONS,
+    add_import_fdb,
+    add_keep_unmet,
+    add_main,
+    add_report,
+    add_run,
+    add_sweep,
+)
 
 EXIT_USAGE = 2
 
@@ -157,8 +165,32 @@ def _add_build(subparsers: Any) -> None:
     parser.set_defaults(func=_cmd_build)
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from zbb.compare import compare_runs, render_compare_markdown
+
+    comparison = compare_runs(args.run, args.against, keep_unmet=args.keep_unmet)
+    table = render_compare_markdown(comparison, str(args.run), str(args.against))
+    print(table, end="")
+    if args.out:
+        Path(args.out).write_text(table, encoding="utf-8")
+    return 0
+
+
+def _add_compare(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="two runs on the same items, condition by condition (paired differences)",
+        description="RUN minus --against REFERENCE per condition, paired by item: correctness and IWOR with 95% "
+        "BCa intervals and exact McNemar p. With REFERENCE a run on the subject-muted copy of RUN's rendering "
+        "(`zbb build --mute-subject`), the difference is what hearing the subject adds.")
+    parser.add_argument("run", help="a run folder (`zbb run/main --out`)")
+    parser.add_argument("--against", required=True, metavar="REFERENCE", help="the run folder to subtract")
+    parser.add_argument("--out", default=None, help="also write the table to this markdown file")
+    add_keep_unmet(parser)
+    parser.set_defaults(func=_cmd_compare)
+
+
 SUBCOMMANDS: list[Callable[[Any], None]] = [add_main, _add_items, _add_score, add_run, add_report, _add_build,
-                                            add_sweep, add_import_fdb]
+                                            _add_compare, add_sweep, add_import_fdb]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,7 +54,10 @@ def _item_means(units: Mapping[tuple[str, int], float], keep: set[tuple[str, int
 
 def _aligned(records: Sequence[Mapping[str, Any]], conditions: Sequence[str], metric: str) -> tuple[list[list[float]], list[list[float]]]:
     """Per-item means (aligned by item) and per-unit values (aligned by unit) over units scored in all."""
-    units = [unit_values(records, c, metric) for c in conditions]
+    return _aligned_units([unit_values(records, c, metric) for c in conditions])
+
+
+def _aligned_units(units: Sequence[Mapping[tuple[str, int], float]]) -> tuple[list[list[float]], list[list[float]]]:
     common = set(units[0]).intersection(*units[1:])
     means = [_item_means(u, common) for u in units]
     items = sorted(means[0])
@@ -83,6 +86,27 @@ def paired_comparisons(records: Sequence[Mapping[str, Any]], n_boot: int = DEFAU
             metrics[metric] = entry
         if metrics:
             out[condition] = {"reference": ref, "metrics": metrics}
+    return out
+
+
+def paired_across_runs(records: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]],
+                       metrics: Sequence[str] = RECOVERY_METRICS, n_boot: int = DEFAULT_N_BOOT,
+                       seed: int = DEFAULT_SEED, confidence: float = DEFAULT_CONFIDENCE) -> dict[str, Any]:
+    """{condition: {metric: difference_interval(...) + {"mcnemar": ...}}}: each condition of one run against
+    the same condition of a `reference` run on the same items (e.g. the subject-muted rendering, `zbb.muting`),
+    paired by (item, repetition) as within a run."""
+    out: dict[str, Any] = {}
+    for condition in sorted({str(r["condition"]) for r in records} & {str(r["condition"]) for r in reference}):
+        entry = {}
+        for metric in metrics:
+            units = [unit_values(records, condition, metric), unit_values(reference, condition, metric)]
+            (values, base), (unit_a, unit_b) = _aligned_units(units)
+            if values:
+                entry[metric] = difference_interval(values, base, paired=True, n_boot=n_boot, seed=seed,
+                                                    confidence=confidence)
+                entry[metric]["mcnemar"] = mcnemar_exact(unit_a, unit_b)
+        if entry:
+            out[condition] = entry
     return out
 
 

@@ -25,6 +25,16 @@ def read_results(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def read_run_records(out_dir: str | Path) -> list[dict[str, Any]]:
+    """Every finished record of a run folder, merged over its results files (`results.jsonl`,
+    `results.rank<R>.jsonl`), one per (item, condition, repetition)."""
+    records = {}
+    for f in sorted(Path(out_dir).glob("results*.jsonl")):
+        for r in read_results(f):
+            records[record_key(r)] = r
+    return list(records.values())
+
+
 def repair_torn_tail(path: Path) -> None:
     """Cut a partial last line (a crash mid-write) so that appends start on a fresh line."""
     if not path.is_file():

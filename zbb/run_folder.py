@@ -13,7 +13,7 @@ from duplex_steer.errors import DuplexSteerError
 from .header import resolved_run_settings, run_caveat, run_header
 from .onsets import onset_markdown, onset_source, summarize_onsets
 from .report import write_report
-from .results import read_results, record_key
+from .results import read_run_records
 
 
 class RunError(DuplexSteerError, ValueError):
@@ -37,10 +37,7 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet:
     Items whose condition did not happen (`zbb.condition_check`) are listed, and left out of the scores
     unless `keep_unmet`."""
     out = Path(out_dir)
-    records = {}
-    for f in sorted(out.glob("results*.jsonl")):
-        for r in read_results(f):
-            records[record_key(r)] = r
+    records = read_run_records(out)
     if not records:
         raise RunError(f"no results in {out}; run `zbb run --out {out}` first")
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
