@@ -45,10 +45,10 @@ def merge_and_report(out_dir: str | Path, caveat: str | None = None, keep_unmet:
     run_cfg = resolved_run_settings(cfg)  # runs saved before the restriction existed were not restricted
     source = onset_source(run_cfg.get("onset", "oracle"), run_cfg.get("onset_only_while_model_speaks", False),
                           run_cfg.get("onset_delay_frames", 0))
-    onsets = summarize_onsets(records.values())
-    header = run_header(run_cfg, model=next((r["model"] for r in records.values() if r.get("model")), None))
+    onsets = summarize_onsets(records)
+    header = run_header(run_cfg, model=next((r["model"] for r in records if r.get("model")), None))
     header["prompt"] = cfg.get("prompt")  # the conversation start (voice, its sha256, role), as resolved
-    report = write_report(list(records.values()), out, caveat=caveat, header=header,
+    report = write_report(records, out, caveat=caveat, header=header,
                           extra={"run": cfg, "onset_source": source, "onsets": onsets}, keep_unmet=keep_unmet)
     with (out / "report.md").open("a", encoding="utf-8") as fh:
         fh.write(onset_markdown(source, onsets))
