@@ -5,7 +5,8 @@
 # (2026-12-03, alone): training seed 1 (sharing seed 0's tag codec) 12.8 minutes with the speech cached
 #   OUT=runs/organism-eval SPEECH_CACHE=runs/speech-cache bash scripts/evaluate_organism.sh
 # (about 15 more to render it otherwise); each ZBB run (100 items x 8 conditions) about 5 minutes in two
-# processes (zbb main --workers, the default on 2 cores); the whole script about 45 minutes. Rerun it to
+# processes (zbb main --workers, the default on 2 cores; 2.5 minutes on the muted copy); the whole script about 50
+# minutes. Rerun it to
 # resume: finished ZBB runs are kept.
 # Steering settings are the organism's defaults (layer 2 of 6, alpha 1, 3 frames), fixed before any ZBB run.
 set -euo pipefail
@@ -28,6 +29,16 @@ for seed in 0 1; do
     $BIN/zbb main --model "$model" --audio "$HELD_OUT" --out "$OUT/zbb-held-out-seed$seed"
   [ -f "$OUT/zbb-training-seed$seed/report.json" ] || \
     $BIN/zbb main --model "$model" --audio "$TRAINING" --out "$OUT/zbb-training-seed$seed"
+done
+# the subject-muted control (docs/zbb.md): the held-out rendering with every question's subject silenced; the
+# heard - muted differences say what hearing the subject adds (`zbb compare`)
+MUTED=$OUT/muted-festival-slt-hts
+[ -f "$MUTED/manifest.json" ] || $BIN/zbb build --mute-subject "$HELD_OUT" --out "$MUTED"
+for seed in 0 1; do
+  model=organism
+  [ "$seed" = 1 ] && model=$SEED1
+  [ -f "$OUT/zbb-muted-seed$seed/report.json" ] || \
+    $BIN/zbb main --model "$model" --audio "$MUTED" --out "$OUT/zbb-muted-seed$seed"
 done
 # the layer picture: affinities on a held-out-engine interruption, and the take-over lag on 50 paired ZBB
 # scenarios (held-out rendering): asked while silent vs interrupted while talking vs interrupted + steered

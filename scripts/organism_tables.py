@@ -5,8 +5,9 @@
 Prints, per rendering (the held-out engine's, then a training engine's): every condition's correctness
 and IWOR for both seeds (mean [95% Wilson interval]); the issue's targets with the figure each is judged
 on (recovery: share of the no_interrupt - interrupt IWOR gap, percentile bootstrap over items; side
-effects: paired IWOR and correctness differences, BCa bootstrap over items); then the paired take-over
-lags of `duplex-steer analyze --pairs` (BCa bootstrap over pairs).
+effects: paired IWOR and correctness differences, BCa bootstrap over items); the subject-muted control on
+the held-out rendering (`zbb compare`: heard - muted, paired by item, BCa bootstrap over items); then the
+paired take-over lags of `duplex-steer analyze --pairs` (BCa bootstrap over pairs).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from zbb.compare import compare_runs
 
 CONDITIONS = [
     ("no_interrupt", "no_interrupt (asked while it is silent)"),
@@ -110,6 +113,22 @@ def lag_lines(root: Path) -> list[str]:
     return out
 
 
+def muted_table(root: Path) -> list[str]:
+    """Per seed and condition: correctness and IWOR on the subject-muted held-out rendering, and heard - muted."""
+    out = ["| seed | condition | correctness, muted | heard - muted | IWOR, muted | heard - muted |",
+           "|---|---|---|---|---|---|"]
+    for s in SEEDS:
+        heard, muted = root / f"zbb-held-out-seed{s}", root / f"zbb-muted-seed{s}"
+        if not (muted / "report.json").is_file() or not (heard / "report.json").is_file():
+            continue
+        report, compared = json.loads((muted / "report.json").read_text()), compare_runs(heard, muted)
+        for key in ("no_interrupt", "interrupt", "interrupt+steer"):
+            m, c = report["conditions"][key]["metrics"], compared[key]
+            out.append(f"| {s} | {key} | {rate(m['correct'])} | {diff(c['correct'])} | {rate(m['iwor'])} | "
+                       f"{diff(c['iwor'])} |")
+    return out if len(out) > 2 else []
+
+
 def main(root: Path) -> None:
     for key, title in RENDERINGS:
         reports = {s: json.loads(p.read_text()) for s in SEEDS
@@ -120,6 +139,10 @@ def main(root: Path) -> None:
         print("\n".join(condition_table(reports)))
         print()
         print("\n".join(targets_table(reports)))
+    muted = muted_table(root)
+    if muted:
+        print("\n#### The subject-muted control (held-out rendering, every question's subject silenced)\n")
+        print("\n".join(muted))
     lags = lag_lines(root)
     if lags:
         print("\n#### Take-over lags (band S_perc overtakes S_gen), paired ZBB scenarios, held-out rendering\n")
