@@ -2,12 +2,11 @@
 # Evaluate the organism with the toolkit's own commands (the figures in README.md and the model card).
 #   bash scripts/evaluate_organism.sh      # committed organism (seed 0) + a second training seed (seed 1)
 # Needs the set-up of scripts/setup.sh (with flite, festival and espeak-ng). On the 2-core AMD host
-# (2026-12-03, alone): training seed 1 (sharing seed 0's tag codec) 12.8 minutes with the speech cached
+# (2026-12-03, with a 3-minute test run beside seed 1's training): the whole script 28 min 22 s, the speech cached,
 #   OUT=runs/organism-eval SPEECH_CACHE=runs/speech-cache bash scripts/evaluate_organism.sh
-# (about 15 more to render it otherwise); each ZBB run (100 items x 8 conditions) about 5 minutes in two
-# processes (zbb main --workers, the default on 2 cores; 2.5 minutes on the muted copy); the whole script about 50
-# minutes. Rerun it to
-# resume: finished ZBB runs are kept.
+# of which training seed 1 (sharing seed 0's tag codec) about 15 minutes (about 6 more to render the speech
+# otherwise), each ZBB run (100 items x 8 conditions, two processes: zbb main --workers, the default on 2
+# cores) about 2 minutes. Rerun it to resume: finished ZBB runs are kept.
 # Steering settings are the organism's defaults (layer 2 of 6, alpha 1, 3 frames), fixed before any ZBB run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -300,7 +300,9 @@ def test_steering_catches_interruptions_in_the_held_out_engines_voice(tmp_path) 
 
 def test_user_heads_predict_the_users_next_codes(organism) -> None:
     """The user-stream heads (depformer steps 8-15) predict the user's codebook 0 on a held-out-engine
-    recording better than always guessing its most frequent code (silence)."""
+    recording: better than always guessing its most frequent code (silence) over all frames, and on the
+    frames where the user speaks (where that guess scores 0, a uniform one 1/298) they name the next code
+    at least 15% of the time (the committed organism: 0.24 of 38 frames; the one before it 0.30 of 40)."""
     from duplex_steer.audio import load_audio
     from duplex_steer.organism.fixtures import ORGANISM_EXAMPLE
 
@@ -314,7 +316,9 @@ def test_user_heads_predict_the_users_next_codes(organism) -> None:
     target = user[0, 0]
     hit = (logits.argmax(-1) == target).float().mean().item()
     baseline = (target == torch.mode(target).values).float().mean().item()
-    assert hit > baseline + 0.05, (hit, baseline)
+    assert hit > baseline, (hit, baseline)
+    speech = target != torch.mode(target).values
+    assert speech.sum() >= 20 and (logits.argmax(-1)[speech] == target[speech]).float().mean().item() >= 0.15
 
 
 def test_loading_on_the_meta_device_equals_loading_into_a_built_model(organism) -> None:

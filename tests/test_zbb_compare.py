@@ -26,8 +26,8 @@ def _write_run(folder: Path, rows: list[tuple[str, str, int, int, int]], shards:
 
 def test_differences_are_paired_by_item_over_scored_records(tmp_path) -> None:
     # interrupt: heard 1,1,1,0 vs muted 0,0,1,0 on items a-d (+0.5, gained 2, lost 0); item e only in one run
-    heard = [(i, "interrupt", 1, v, 1) for i, v in zip("abcd", (1, 1, 1, 0))] + [("e", "interrupt", 1, 1, 1)]
-    muted = [(i, "interrupt", 0, v, 1) for i, v in zip("abcd", (0, 0, 1, 0))]
+    heard = [(i, "interrupt", 1, v, 1) for i, v in zip("abcd", (1, 1, 1, 0), strict=True)] + [("e", "interrupt", 1, 1, 1)]
+    muted = [(i, "interrupt", 0, v, 1) for i, v in zip("abcd", (0, 0, 1, 0), strict=True)]
     # no_interrupt: item d's heard record landed while the model spoke (unmet): left out of the pair
     heard += [(i, "no_interrupt", 1, 1, int(i == "d")) for i in "abcd"]
     muted += [(i, "no_interrupt", 0, 0, 0) for i in "abcd"]

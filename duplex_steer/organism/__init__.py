@@ -96,13 +96,13 @@ def register(sub) -> None:
                    help="fraction of episodes with a zero-buffer interruption (default: EpisodeConfig's)")
     p.add_argument("--false-descriptions", type=int, default=None, metavar="N",
                    help="false descriptions per subject beside its ZBB one: the world's fact table (default: "
-                        "EpisodeConfig's, 5, the committed recipe; see the model card's diagnosis of the facts)")
+                        "EpisodeConfig's, 1; 5 before the ablation of 2026-12-03: see the model card)")
     p.add_argument("--speech-cache", default=None, metavar="FOLDER",
                    help="keep the rendered speech in FOLDER and reuse what an earlier run kept there (rendering "
-                        "takes about 15 of a retraining's minutes; the result is the same either way)")
+                        "takes about 6 of a retraining's minutes; the result is the same either way)")
     p.add_argument("--answer-weight", type=float, default=None, metavar="W",
                    help="the text loss's weight on the answer tokens 'yes' / 'no', where the facts are, against 1 "
-                        "for other words (default: TrainConfig's, 3.0)")
+                        "for other words (default: TrainConfig's, 6.0; 3.0 before the ablation of 2026-12-03)")
     p.add_argument("--zbb-subject-rate", type=float, default=None, metavar="R",
                    help="fraction of questions about a ZBB subject, the rest about training-only subjects "
                         "(default: EpisodeConfig's, 0.6)")

@@ -45,7 +45,7 @@ MONOLOGUE_TEMPLATES = (
 )
 BACKCHANNELS = ("yeah", "mhm", "okay", "uh huh", "wow", "hmm", "oh")
 BUFFER = BUFFER_TEXT  # what a buffered interruption starts with (defined once, by the benchmark)
-FALSE_DESCRIPTIONS = 5  # false descriptions per subject beside its ZBB one: the committed recipe's fact table
+FALSE_DESCRIPTIONS = 1  # false descriptions per subject beside its ZBB one: the fact table (5 before the ablation of 2026-12-03: model card)
 YES, NO = "yes", "no"
 
 
