@@ -102,6 +102,23 @@ def test_zero_buffer_rate_zero_means_none(generator) -> None:
     assert all(gen.episode().kind != "zero_buffer" for _ in range(60))
 
 
+def test_interruptions_have_their_own_zbb_share(world) -> None:
+    """`interruption_zbb_subject_rate` sets the ZBB share of interruptions alone; unset, interruptions follow
+    `zbb_subject_rate`, and either way one draw picks the pool, so the other draws are unchanged."""
+    from duplex_steer.organism.episodes import EpisodeConfig, draw_fact
+
+    def facts(config: EpisodeConfig, interruption: bool) -> list:
+        rng, candidates = np.random.default_rng(3), {}
+        return [draw_fact(world, rng, config, candidates, interruption) for _ in range(200)]
+
+    split = EpisodeConfig(zbb_subject_rate=1.0, interruption_zbb_subject_rate=0.0)
+    assert all(f.subject in world.zbb_subjects for f in facts(split, interruption=False))
+    assert all(f.subject in world.extra_subjects for f in facts(split, interruption=True))
+    plain, same = EpisodeConfig(zbb_subject_rate=0.7), EpisodeConfig(zbb_subject_rate=0.7, interruption_zbb_subject_rate=0.7)
+    assert facts(plain, True) == facts(same, True) and facts(plain, False) == facts(same, False)
+    assert 0.6 < np.mean([f.subject in world.zbb_subjects for f in facts(plain, True)]) < 0.8
+
+
 def test_false_descriptions_set_the_fact_table(generator) -> None:
     """`EpisodeConfig.false_descriptions` bounds the false facts asked about each subject: with 1, a subject's
     false questions use its ZBB false description or one other; the true ones are its two truths."""
@@ -152,6 +169,11 @@ def test_committed_checkpoint_was_trained_with_the_recipes_defaults() -> None:
     defaults = json.loads(json.dumps(asdict(TrainConfig())))  # tuples as JSON lists, as recorded
     for free in ("workers", "speech_cache"):
         recorded.pop(free), defaults.pop(free)
+    # a setting added after the training may be missing from its record only if its default (None) is the
+    # behaviour the training had: episodes.interruption_zbb_subject_rate (None: the questions' ZBB share)
+    for added in ("interruption_zbb_subject_rate",):
+        if added not in recorded["episodes"]:
+            assert defaults["episodes"].pop(added) is None
     assert recorded == defaults
     codec_shape = json.loads((WEIGHTS_DIR / "codec.json").read_text())["tagger"]
     assert codec_shape == defaults["hearing"]["shape"]

@@ -35,6 +35,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.zbb_subject_rate is not None and not 0.0 <= args.zbb_subject_rate <= 1.0:
         raise DuplexSteerError(f"--zbb-subject-rate must be between 0 and 1 (a fraction of the questions), "
                                f"got {args.zbb_subject_rate}")
+    if args.interruption_zbb_subject_rate is not None and not 0.0 <= args.interruption_zbb_subject_rate <= 1.0:
+        raise DuplexSteerError(f"--interruption-zbb-subject-rate must be between 0 and 1 (a fraction of the "
+                               f"interruptions), got {args.interruption_zbb_subject_rate}")
     n_mels = MelSettings.n_mels
     if args.band_mels is not None and not 0 <= args.band_mels <= n_mels:
         raise DuplexSteerError(f"--band-mels must lie in 0..{n_mels} (the tagger's lowest mel bands; 0: all "
@@ -55,6 +58,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes.false_descriptions = args.false_descriptions
     if args.zbb_subject_rate is not None:
         episodes.zbb_subject_rate = args.zbb_subject_rate
+    if args.interruption_zbb_subject_rate is not None:
+        episodes.interruption_zbb_subject_rate = args.interruption_zbb_subject_rate
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
     if args.answer_weight is not None:
         config.answer_weight = args.answer_weight
@@ -106,6 +111,9 @@ def register(sub) -> None:
     p.add_argument("--zbb-subject-rate", type=float, default=None, metavar="R",
                    help="fraction of questions about a ZBB subject, the rest about training-only subjects "
                         "(default: EpisodeConfig's, 0.6)")
+    p.add_argument("--interruption-zbb-subject-rate", type=float, default=None, metavar="R",
+                   help="the same fraction for interruptions only (default: --zbb-subject-rate's); ZBB subjects "
+                        "in interruptions teach hearing their names while talking, which weakens the inertia")
     p.add_argument("--band-mels", type=int, default=None, metavar="N",
                    help="the tag codec's tagger reads only the lowest N of its 48 mel bands (0: all; default: "
                         "HearingConfig's, 32: up to 3.4 kHz, which every voice fills; the model card's "

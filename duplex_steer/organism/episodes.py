@@ -49,6 +49,7 @@ class EpisodeConfig:
     quiet_frames: tuple[int, int] = (3, 18)  # pause before a silent question
     interrupt_after: tuple[int, int] = (6, 40)  # monologue frames spoken before an interruption
     zbb_subject_rate: float = 0.6  # questions about a ZBB subject (the rest: training-only subjects)
+    interruption_zbb_subject_rate: float | None = None  # the same for interruptions (None: zbb_subject_rate)
     variants: int = 18  # acoustic variants of every user utterance (8 training voices clean + 10 augmented)
     followup_rate: float = 0.7  # chance of another silent question after each answer, while there is room
     false_descriptions: int = FALSE_DESCRIPTIONS  # drawn per subject beside its ZBB false one (the fact table)
@@ -73,10 +74,14 @@ class Episode:
 
 def draw_fact(world: World, rng: np.random.Generator, config: EpisodeConfig,
               candidates: dict[tuple[str, bool], tuple[list[str], list[str]]], interruption: bool = False) -> Fact:
-    """A question's fact: a ZBB subject with probability `config.zbb_subject_rate`, else a training-only one;
-    half the questions true, from the subject's candidate descriptions (`World.candidate_descriptions` with
-    `config.false_descriptions`, cached in `candidates`)."""
-    pool = world.zbb_subjects if rng.random() < config.zbb_subject_rate else world.extra_subjects
+    """A question's fact: a ZBB subject with probability `config.zbb_subject_rate` (for an interruption
+    `config.interruption_zbb_subject_rate` when set), else a training-only one; half the questions true, from
+    the subject's candidate descriptions (`World.candidate_descriptions` with `config.false_descriptions`,
+    cached in `candidates`). One draw decides the pool either way, so the rates change no other draw."""
+    rate = config.zbb_subject_rate
+    if interruption and config.interruption_zbb_subject_rate is not None:
+        rate = config.interruption_zbb_subject_rate
+    pool = world.zbb_subjects if rng.random() < rate else world.extra_subjects
     subject = pool[rng.integers(len(pool))]
     key = (subject, interruption)
     if key not in candidates:
