@@ -20,12 +20,12 @@ from .results import read_run_records
 from .stats import DEFAULT_CONFIDENCE
 
 
-def read_run(run_dir: str | Path, keep_unmet: bool = False) -> list[dict[str, Any]]:
+def read_run(run_dir: str | Path, keep_unmet: bool = False) -> list[Any]:
     """The scored records of a finished run folder (one clear error when it has none)."""
     records = read_run_records(run_dir)
     if not records:
         raise DuplexSteerError(f"no results in {run_dir}: give the --out folder of a `zbb run` or `zbb main`")
-    return list(scored_records(records, keep_unmet))
+    return scored_records(records, keep_unmet)
 
 
 def compare_runs(run_dir: str | Path, reference_dir: str | Path, keep_unmet: bool = False) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from duplex_steer.speech.timing import Rendering, detect_speech_bounds
 from duplex_steer.speech.tts import TTS, get_tts
 
 from .build import BUFFER_TEXT, MANIFEST_NAME
+from .rendering import render_all
 
 RAMP_S = 0.005
 MATCH_S = 0.05  # rendered again, an utterance's speech may last this much more or less than the stored file's
@@ -86,7 +87,7 @@ def mute_subjects(source: str | Path, out: str | Path, tts: TTS | None = None,
         tts = get_tts(manifest["tts"], **({"voice": manifest["voice"]} if manifest.get("voice") else {}))
     entries = [e for e in manifest["entries"] if e["kind"] in kinds]
     texts = [e["text"] for e in entries]
-    again = tts.render_many(texts) if hasattr(tts, "render_many") else [tts.render(t) for t in texts]
+    again = render_all(tts, texts)
     spans = [subject_span(e, r) for e, r in zip(entries, again, strict=True)]  # all checked before writing
     shutil.copytree(source, out)
     for entry, (start, end) in zip(entries, spans, strict=True):

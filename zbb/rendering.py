@@ -59,7 +59,8 @@ def wanted_texts(items: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _render_all(tts: TTS, texts: list[str]) -> list[Rendering]:
+def render_all(tts: TTS, texts: list[str]) -> list[Rendering]:
+    """Every text spoken by `tts`: in one go where the engine can (`render_many`), with timings where it gives them."""
     if hasattr(tts, "render_many"):
         return list(tts.render_many(texts))
     if hasattr(tts, "render"):
@@ -94,7 +95,7 @@ def build_rendering(tts: TTS, out_dir: str | Path, items_path: str | Path = ITEM
     out = Path(out_dir)
     items = select_items(read_items(items_path), item_ids, limit)
     wanted = wanted_texts(items)
-    renderings = _render_all(tts, [text for _, _, text in wanted])
+    renderings = render_all(tts, [text for _, _, text in wanted])
     buffer_words = len(BUFFER_TEXT.split())
     entries, rates = [], set()
     for (kind, key, text), r in zip(wanted, renderings, strict=True):
