@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--max-renderings", type=int, default=None, help="renderings sampled for the tagger (of ~11,700)")
     ap.add_argument("--channels", type=int, default=None, help="the tagger's width")
+    ap.add_argument("--add-voices", default="", help="comma-separated voices trained on besides the 8 (e.g. espeak-ng:en-us+f4)")
     ap.add_argument("--false-descriptions", type=int, default=None, help="the fact table (train-organism's flag)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (train-organism's --threads; default 1)")
     ap.add_argument("--speech-cache", default=None, help="folder keeping rendered speech between runs")
@@ -78,6 +79,8 @@ def main() -> None:
         shape = replace(shape, channels=args.channels)
     changes = {k: v for k, v in (("augmentations", args.augmentations), ("epochs", args.epochs),
                                  ("max_renderings", args.max_renderings)) if v is not None}
+    if args.add_voices:
+        changes["voices"] = config.hearing.voices + tuple(v.strip() for v in args.add_voices.split(",") if v.strip())
     config.hearing = replace(config.hearing, shape=shape, **changes)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
