@@ -80,3 +80,22 @@ def test_affinity_split_labels_frames_by_band_affinities(tiny):
     perc = states[torch.from_numpy(diff > 0.5)]
     gen = states[torch.from_numpy(diff < -0.5)]
     assert torch.allclose(vec[2], perc.mean(0) - gen.mean(0), atol=1e-5)
+
+
+def test_the_vector_does_not_depend_on_the_batch_size(tiny):
+    """Sampled, with dialogues of different lengths: each dialogue's noise is keyed to its place and the
+    silence padding after a shorter dialogue's end is not labelled, so batches of 1 and of 3 fit the same
+    vector from the same frames (`fit-vector --batch-size` and `zbb main`'s fit agree)."""
+    dialogues = [_Dialogue(1.6, [(3, 9)], 0), _Dialogue(0.8, [(2, 6)], 1), _Dialogue(1.2, [(4, 12)], 2),
+                 _Dialogue(0.8, [(1, 5)], 3)]
+    labeler = ActivityLabeler(require_model_silence=False)
+    one, one_report = fit_perception_vector(tiny, dialogues, [1, 2], labeler, heldout_fraction=0.25, batch_size=1)
+    three, three_report = fit_perception_vector(tiny, dialogues, [1, 2], labeler, heldout_fraction=0.25,
+                                                batch_size=3)
+    lengths = [len(d.user_speaking()) for d in dialogues[:3]]
+    assert one_report.counts == three_report.counts
+    assert one_report.counts["perceptive"] + one_report.counts["generative"] == sum(lengths)
+    for layer in (1, 2):
+        assert torch.allclose(one[layer], three[layer], atol=1e-5)
+    changed, _ = fit_perception_vector(tiny, dialogues, [1], labeler, heldout_fraction=0.25, batch_size=3, seed=1)
+    assert not torch.allclose(changed[1], three[1], atol=1e-3)  # the seed does reach the sampling

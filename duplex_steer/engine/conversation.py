@@ -67,6 +67,7 @@ def converse(
     decode_audio: bool = True,
     session: DuplexSession | None = None,
     noise_groups: list[int] | None = None,
+    noise_keys: Sequence[int] | None = None,
 ) -> ConversationResult:
     """Run one or several recordings (a batch) through a fresh duplex session, frame by frame.
 
@@ -74,7 +75,9 @@ def converse(
     detectors decide there, so steering can act on that very frame); on_frame(session,
     recording_frame) runs after it (probes read `session.last_hidden`). Steering hooks on
     `model.layers` act inside the steps.
-    Shorter recordings in a batch are padded with silence to the longest.
+    Shorter recordings in a batch are padded with silence to the longest. `noise_keys` (one per
+    recording, `engine.noise.key_for`) key each recording's sampling noise to it, so it samples the same
+    whatever batch it is in; without them one seeded stream serves the batch (`model.session`).
     """
     if model.codec is None:
         raise ConversationError(f"{model.source} was loaded without an audio codec; load the full checkpoint")
@@ -90,7 +93,7 @@ def converse(
 
     start = prompt_frames(model, prompt) if prompt is not None else None
     sess = session or model.session(batch_size=B, greedy=greedy, seed=seed, noise_groups=noise_groups,
-                                    max_frames=T + (len(start) if start is not None else 0))
+                                    noise_keys=noise_keys, max_frames=T + (len(start) if start is not None else 0))
     if sess.batch_size != B:
         raise ConversationError(f"session batch size {sess.batch_size} != number of recordings {B}")
     if start is not None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..audio import FRAME_RATE, FRAME_SAMPLES
+from ..audio import FRAME_RATE
 from ..engine.conversation import ConversationResult, FrameCallback, Recording, as_waveform, converse
 from ..engine.model import PIPELINE_CHECK_NOTE
 from ..errors import DuplexSteerError
@@ -288,16 +288,12 @@ def compute_affinities(
     band = band if band is not None else default_band(model.num_layers)
     if not (0 <= band[0] <= band[1] < model.num_layers):
         raise AffinityError(f"band {band[0]}..{band[1]} is not a layer range of this model (0..{model.num_layers - 1})")
-    session = None
-    if noise_keys is not None:
-        if len(noise_keys) != len(waves):
-            raise AffinityError(f"got {len(noise_keys)} noise keys for {len(waves)} recordings")
-        frames_hint = -(-max(len(w) for w in waves) // FRAME_SAMPLES)  # the prompt's frames double the window if needed
-        session = model.session(batch_size=len(waves), greedy=greedy, seed=seed, noise_keys=list(noise_keys),
-                                max_frames=frames_hint)
+    if noise_keys is not None and len(noise_keys) != len(waves):
+        raise AffinityError(f"got {len(noise_keys)} noise keys for {len(waves)} recordings")
     with OnlineAffinity(model, layers, gen_lenses, perc_lens) as aff:
         conv = converse(model, waves, greedy=greedy, seed=seed, prompt=prompt, on_frame=aff.on_frame,
-                        before_frame=before_frame, progress=progress, decode_audio=decode_audio, session=session)
+                        before_frame=before_frame, progress=progress, decode_audio=decode_audio,
+                        noise_keys=None if noise_keys is None else list(noise_keys))
     S_gen, S_perc, comps = aff.arrays()
     T = S_gen.shape[1]
     turns = list(turns) if turns is not None else [None] * len(waves)

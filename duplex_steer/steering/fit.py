@@ -18,8 +18,9 @@ import torch
 from torch import Tensor
 
 from .. import __version__
-from ..audio import SAMPLE_RATE
+from ..audio import FRAME_SAMPLES, SAMPLE_RATE
 from ..engine.conversation import ConversationPrompt, converse, describe_prompt
+from ..engine.noise import key_for
 from ..errors import DuplexSteerError
 from ..hooks import CurrentFrameSink, check_layers, patch_record
 from ..probes.activity import WORD_RULE, TextActivityRule, model_activity_rule
@@ -35,10 +36,12 @@ class FitError(DuplexSteerError, ValueError):
 class FrameLabeler(Protocol):
     """Labels each batch item's current frame: +1 perceptive, -1 generative, 0 skip.
 
-    `start` is called before each batch with the model and the seed its conversation will use.
+    `start` is called before each batch with the model, the seed and the noise keys (one per dialogue,
+    `engine.noise.key_for`) its conversation will use.
     """
 
-    def start(self, batch: Sequence[Any], model=None, seed: int | None = None) -> None: ...
+    def start(self, batch: Sequence[Any], model=None, seed: int | None = None,
+              noise_keys: Sequence[int] | None = None) -> None: ...
 
     def label(self, session, frame: int) -> np.ndarray: ...
 
@@ -59,7 +62,8 @@ class ActivityLabeler:
     _user: np.ndarray | None = field(default=None, init=False, repr=False)
     _text: list[np.ndarray] = field(default_factory=list, init=False, repr=False)
 
-    def start(self, batch: Sequence[Any], model=None, seed: int | None = None) -> None:
+    def start(self, batch: Sequence[Any], model=None, seed: int | None = None,
+              noise_keys: Sequence[int] | None = None) -> None:
         speaking = [d.user_speaking() for d in batch]
         T = max(len(s) for s in speaking)
         self._user = np.zeros((len(batch), T), bool)
@@ -84,8 +88,9 @@ class AffinityLabeler:
     S_gen and S_perc are probabilities over vocabularies of very different sizes (text vs audio
     codes), so each band series is z-scored over the batch's frames first; a frame is perceptive
     where z(S_perc) - z(S_gen) > margin and generative where z(S_gen) - z(S_perc) > margin. The
-    affinities come from a first pass with the same seed (the same conversation: sampling is seeded
-    and hooks do not change outputs); only [B, T, L] floats are kept.
+    affinities come from a first pass with the same noise keys (the same conversation: sampling is keyed
+    and hooks do not change outputs); only [B, T, L] floats are kept. The z-scores are over the batch's
+    frames, so unlike `ActivityLabeler`'s split this one depends on which dialogues share a batch.
     """
 
     margin: float = 0.5
@@ -97,11 +102,12 @@ class AffinityLabeler:
     def zscore(x: np.ndarray) -> np.ndarray:
         return (x - np.nanmean(x)) / (np.nanstd(x) + 1e-12)
 
-    def start(self, batch: Sequence[Any], model=None, seed: int | None = None) -> None:
+    def start(self, batch: Sequence[Any], model=None, seed: int | None = None,
+              noise_keys: Sequence[int] | None = None) -> None:
         from ..probes.affinity import compute_affinities
 
         result, _ = compute_affinities(model, [(d.audio(), SAMPLE_RATE) for d in batch], band=self.band,
-                                       greedy=self.greedy, seed=seed)
+                                       greedy=self.greedy, seed=seed, noise_keys=noise_keys)
         diff = self.zscore(result.band_perc) - self.zscore(result.band_gen)  # [B, T]; NaN at the last frame
         self._labels = np.where(diff > self.margin, PERCEPTIVE, np.where(-diff > self.margin, GENERATIVE, SKIP))
 
@@ -191,13 +197,18 @@ def fit_perception_vector(
     handle = patch_record(model, layers, current)
     done = 0
     try:
-        for split, items in (("train", train), ("held", held)):
+        for split, first, items in (("train", 0, train), ("held", len(train), held)):
             for start in range(0, len(items), batch_size):
                 batch = items[start : start + batch_size]
-                labeler.start(batch, model=model, seed=seed + start)
+                # each dialogue's sampling noise is keyed to its place in `dialogues`, and frames after its
+                # end (silence padding to the batch's longest) are not labelled: the vector does not
+                # depend on the batch size (`fit-vector --batch-size` equals `zbb main`'s fit)
+                keys = [key_for(seed, "fit", first + start + i) for i in range(len(batch))]
+                frames = np.array([-(-len(dlg.audio()) // FRAME_SAMPLES) for dlg in batch])
+                labeler.start(batch, model=model, seed=seed, noise_keys=keys)
 
-                def on_frame(session, frame, split=split):
-                    lab = labeler.label(session, frame)
+                def on_frame(session, frame, split=split, frames=frames):
+                    lab = np.where(frame < frames, labeler.label(session, frame), SKIP)
                     for layer in layers:
                         h = current.states[layer].double().cpu()
                         for cls in (PERCEPTIVE, GENERATIVE):
@@ -217,8 +228,8 @@ def fit_perception_vector(
                                 elif (j := rng.integers(st.seen)) < reservoir:
                                     st.reservoir[j] = h[r].float()
 
-                converse(model, [(dlg.audio(), SAMPLE_RATE) for dlg in batch], greedy=greedy, seed=seed + start,
-                         on_frame=on_frame, decode_audio=False, prompt=prompt)
+                converse(model, [(dlg.audio(), SAMPLE_RATE) for dlg in batch], greedy=greedy, seed=seed,
+                         noise_keys=keys, on_frame=on_frame, decode_audio=False, prompt=prompt)
                 done += len(batch)
                 if progress:
                     progress(done, len(dialogues))
