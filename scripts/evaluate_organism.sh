@@ -46,9 +46,9 @@ done
 for seed in 0 1; do
   model=organism
   [ "$seed" = 1 ] && model=$SEED1
-  $BIN/duplex-steer fit-vector --model "$model" --out "$OUT/vector-seed$seed.safetensors"
+  # the vector the ZBB runs steered with (zbb main's fit; `duplex-steer fit-vector --model "$model"` fits the same)
   $BIN/duplex-steer analyze --model "$model" --audio audio_fixtures/organism_interruption.flac --pairs 50 \
-      --gaps 0.4 12 --pairs-audio "$HELD_OUT" --steer-vector "$OUT/vector-seed$seed.safetensors" \
+      --gaps 0.4 12 --pairs-audio "$HELD_OUT" --steer-vector "$OUT/zbb-held-out-seed$seed/perception_vector.safetensors" \
       --out "$OUT/analyze-seed$seed"
 done
 # the README's and the model card's figures (seed 0, the committed organism)
