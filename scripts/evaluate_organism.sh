@@ -55,5 +55,5 @@ done
 cp "$OUT/analyze-seed0/heatmaps.png" docs/img/organism_heatmaps.png
 cp "$OUT/analyze-seed0/heatmap_pairs.png" docs/img/organism_heatmap_pairs.png
 cp "$OUT/analyze-seed0/inertia_timeline.png" docs/img/organism_inertia_timeline.png
-$BIN/python scripts/organism_tables.py "$OUT"
+$BIN/python scripts/organism_tables.py "$OUT" --write   # the tables into README.md and the model card
 echo "reports: $OUT/zbb-*/report.md $OUT/analyze-seed*/"

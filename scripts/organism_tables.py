@@ -1,19 +1,21 @@
 """The organism's tables for README.md and its model card, read from `scripts/evaluate_organism.sh`'s output.
 
-    .venv/bin/python scripts/organism_tables.py [runs/organism-eval]
+    .venv/bin/python scripts/organism_tables.py [runs/organism-eval] [--write]
 
 Prints, per rendering (the held-out engine's, then a training engine's): every condition's correctness
 and IWOR for both seeds (mean [95% Wilson interval]); the issue's targets with the figure each is judged
 on (recovery: share of the no_interrupt - interrupt IWOR gap, percentile bootstrap over items; side
 effects: paired IWOR and correctness differences, BCa bootstrap over items); the subject-muted control on
 the held-out rendering (`zbb compare`: heard - muted, paired by item, BCa bootstrap over items); then the
-paired take-over lags of `duplex-steer analyze --pairs` (BCa bootstrap over pairs).
+paired take-over lags of `duplex-steer analyze --pairs` (BCa bootstrap over pairs). `--write` also puts
+them into README.md and the model card, each table under its fixed heading there (the tables they hold
+are replaced; the text around them is left to be edited by hand).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from zbb.compare import compare_runs
@@ -129,25 +131,66 @@ def muted_table(root: Path) -> list[str]:
     return out if len(out) > 2 else []
 
 
-def main(root: Path) -> None:
-    for key, title in RENDERINGS:
+SECTIONS = {  # section -> its heading in README.md, in the model card (the section's tables follow it)
+    "held-out": ("**Held-out engine (festival):**", "**Held-out engine** (`zbb/renderings/festival-slt-hts`):"),
+    "training": ("**Training voice (flite slt, whole sentences, as in training):**",
+                 "**Training voice** (`zbb/renderings/flite-slt`, whole sentences as in training):"),
+    "muted": ("**The subject-muted control** (held-out", "**The subject-muted control** (held-out"),
+    "lags": ("**The layer picture**", "**Layer picture**"),
+}
+DOCS = (Path("README.md"), Path("duplex_steer/organism/weights/MODEL_CARD.md"))
+
+
+def sections(root: Path) -> dict[str, list[str]]:
+    """Every table block, keyed as in SECTIONS (a block: tables separated by one empty line)."""
+    out: dict[str, list[str]] = {}
+    for key, _ in RENDERINGS:
         reports = {s: json.loads(p.read_text()) for s in SEEDS
                    if (p := root / f"zbb-{key}-seed{s}" / "report.json").is_file()}
-        if not reports:
-            continue
-        print(f"\n#### {title}\n")
-        print("\n".join(condition_table(reports)))
-        print()
-        print("\n".join(targets_table(reports)))
-    muted = muted_table(root)
-    if muted:
-        print("\n#### The subject-muted control (held-out rendering, every question's subject silenced)\n")
-        print("\n".join(muted))
-    lags = lag_lines(root)
-    if lags:
-        print("\n#### Take-over lags (band S_perc overtakes S_gen), paired ZBB scenarios, held-out rendering\n")
-        print("\n".join(lags))
+        if reports:
+            out[key] = condition_table(reports) + [""] + targets_table(reports)
+    if muted := muted_table(root):
+        out["muted"] = muted
+    if lags := lag_lines(root):
+        out["lags"] = lags
+    return out
+
+
+def splice(text: str, heading: str, block: list[str]) -> str:
+    """`text` with the tables after the paragraph starting with `heading` replaced by `block`."""
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
+    if start is None:
+        raise SystemExit(f"no paragraph starting with {heading!r} to put the table under")
+    first = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    last = first
+    while last + 1 < len(lines) and (lines[last + 1].startswith("|") or
+                                    (not lines[last + 1].strip() and last + 2 < len(lines)
+                                     and lines[last + 2].startswith("|"))):
+        last += 1
+    return "\n".join(lines[:first] + block + lines[last + 1 :])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("root", nargs="?", default="runs/organism-eval", help="evaluate_organism.sh's OUT folder")
+    ap.add_argument("--write", action="store_true", help="replace the tables in README.md and the model card")
+    args = ap.parse_args()
+    blocks = sections(Path(args.root))
+    titles = {"held-out": RENDERINGS[0][1], "training": RENDERINGS[1][1],
+              "muted": "The subject-muted control (held-out rendering, every question's subject silenced)",
+              "lags": "Take-over lags (band S_perc overtakes S_gen), paired ZBB scenarios, held-out rendering"}
+    for key, block in blocks.items():
+        print(f"\n#### {titles[key]}\n")
+        print("\n".join(block))
+    if args.write:
+        for which, path in enumerate(DOCS):
+            text = path.read_text(encoding="utf-8")
+            for key, block in blocks.items():
+                text = splice(text, SECTIONS[key][which], block)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote the tables into {path}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/organism-eval"))
+    main()
