@@ -119,6 +119,32 @@ def test_interruptions_have_their_own_zbb_share(world) -> None:
     assert 0.6 < np.mean([f.subject in world.zbb_subjects for f in facts(plain, True)]) < 0.8
 
 
+def test_tag_noise_changes_only_user_tags_inside_utterances(generator) -> None:
+    """`tag_noise` replaces about that share of the user's codebook-0 tags inside an utterance's speech with
+    random classes, from its own generator: every other stream, every other frame and every draw of the
+    episode (kinds, texts, timings) are those of the same seed without it."""
+    from dataclasses import replace
+
+    from duplex_steer.organism.episodes import EpisodeGenerator
+
+    clean = EpisodeGenerator(generator.world, generator.bank, generator.config, seed=5)
+    noisy = EpisodeGenerator(generator.world, generator.bank, replace(generator.config, tag_noise=0.3), seed=5)
+    changed = speech = 0
+    for _ in range(12):
+        a, b = clean.episode(), noisy.episode()
+        assert a.events == b.events and a.kind == b.kind
+        differs = a.codes != b.codes
+        assert not differs[:-8].any() and not differs[-7:].any()  # text, the model's streams, user codebooks 1-7
+        inside = torch.zeros(a.codes.shape[1], dtype=torch.bool)
+        for ev in a.events:
+            utt = generator.bank.user(ev["text"], variant=ev["variant"])
+            inside[ev["start"] : ev["start"] + utt.speech_frames] = True
+        assert not differs[-8][~inside].any()
+        changed += int(differs[-8][inside].sum())
+        speech += int(inside.sum())
+    assert 0.2 < changed / speech < 0.32  # 0.3, less the draws that land on the same class
+
+
 def test_false_descriptions_set_the_fact_table(generator) -> None:
     """`EpisodeConfig.false_descriptions` bounds the false facts asked about each subject: with 1, a subject's
     false questions use its ZBB false description or one other; the true ones are its two truths."""
@@ -169,11 +195,11 @@ def test_committed_checkpoint_was_trained_with_the_recipes_defaults() -> None:
     defaults = json.loads(json.dumps(asdict(TrainConfig())))  # tuples as JSON lists, as recorded
     for free in ("workers", "speech_cache"):
         recorded.pop(free), defaults.pop(free)
-    # a setting added after the training may be missing from its record only if its default (None) is the
-    # behaviour the training had: episodes.interruption_zbb_subject_rate (None: the questions' ZBB share)
-    for added in ("interruption_zbb_subject_rate",):
+    # a setting added after the training may be missing from its record only if its default is the behaviour
+    # the training had: interruption_zbb_subject_rate None (the questions' ZBB share), tag_noise 0 (clean tags)
+    for added, before in (("interruption_zbb_subject_rate", None), ("tag_noise", 0.0)):
         if added not in recorded["episodes"]:
-            assert defaults["episodes"].pop(added) is None
+            assert defaults["episodes"].pop(added) == before
     assert recorded == defaults
     codec_shape = json.loads((WEIGHTS_DIR / "codec.json").read_text())["tagger"]
     assert codec_shape == defaults["hearing"]["shape"]

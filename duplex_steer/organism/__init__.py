@@ -38,6 +38,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.interruption_zbb_subject_rate is not None and not 0.0 <= args.interruption_zbb_subject_rate <= 1.0:
         raise DuplexSteerError(f"--interruption-zbb-subject-rate must be between 0 and 1 (a fraction of the "
                                f"interruptions), got {args.interruption_zbb_subject_rate}")
+    if args.tag_noise is not None and not 0.0 <= args.tag_noise < 1.0:
+        raise DuplexSteerError(f"--tag-noise must be at least 0 and below 1 (a fraction of the user's speech "
+                               f"frames), got {args.tag_noise}")
     n_mels = MelSettings.n_mels
     if args.band_mels is not None and not 0 <= args.band_mels <= n_mels:
         raise DuplexSteerError(f"--band-mels must lie in 0..{n_mels} (the tagger's lowest mel bands; 0: all "
@@ -60,6 +63,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes.zbb_subject_rate = args.zbb_subject_rate
     if args.interruption_zbb_subject_rate is not None:
         episodes.interruption_zbb_subject_rate = args.interruption_zbb_subject_rate
+    if args.tag_noise is not None:
+        episodes.tag_noise = args.tag_noise
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
     if args.answer_weight is not None:
         config.answer_weight = args.answer_weight
@@ -114,6 +119,10 @@ def register(sub) -> None:
     p.add_argument("--interruption-zbb-subject-rate", type=float, default=None, metavar="R",
                    help="the same fraction for interruptions only (default: --zbb-subject-rate's); ZBB subjects "
                         "in interruptions teach hearing their names while talking, which weakens the inertia")
+    p.add_argument("--tag-noise", type=float, default=None, metavar="P",
+                   help="share of the user's speech frames whose codebook-0 tag is replaced by a random class, so "
+                        "the model learns to hear through the codec's mistakes on unheard voices (default: "
+                        "EpisodeConfig's, 0)")
     p.add_argument("--band-mels", type=int, default=None, metavar="N",
                    help="the tag codec's tagger reads only the lowest N of its 48 mel bands (0: all; default: "
                         "HearingConfig's, 32: up to 3.4 kHz, which every voice fills; the model card's "
