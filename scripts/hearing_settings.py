@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--band-mels", type=int, default=None, help="the tagger reads only the lowest N of 48 mel bands")
     ap.add_argument("--augmentations", type=int, default=None, help="augmented copies of each rendering")
     ap.add_argument("--epochs", type=int, default=None)
-    ap.add_argument("--max-renderings", type=int, default=None, help="renderings sampled for the tagger (of ~11,700)")
+    ap.add_argument("--max-renderings", type=int, default=None, help="renderings sampled for the tagger (of 7,184 with the default fact table)")
     ap.add_argument("--channels", type=int, default=None, help="the tagger's width")
     ap.add_argument("--add-voices", default="", help="comma-separated voices trained on besides the 8 (e.g. espeak-ng:en-us+f4)")
     ap.add_argument("--false-descriptions", type=int, default=None, help="the fact table (train-organism's flag)")

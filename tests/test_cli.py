@@ -72,6 +72,11 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["train-organism", "--band-mels", "32", "--codec-from", "duplex_steer/organism/weights",
                  "--out", str(tmp_path / "never")]) == 2
     assert "drop one or the other" in capsys.readouterr().err
+    assert main(["train-organism", "--codec-renderings", "7200", "--codec-from", "duplex_steer/organism/weights",
+                 "--out", str(tmp_path / "never")]) == 2
+    assert "drop one or the other" in capsys.readouterr().err
+    assert main(["train-organism", "--codec-renderings", "0", "--out", str(tmp_path / "never")]) == 2
+    assert "--codec-renderings must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()  # refused before any speech is rendered or folder written
 
 

@@ -47,9 +47,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                                f"{n_mels}), got {args.band_mels}")
     if args.codec_augmentations is not None and args.codec_augmentations < 0:
         raise DuplexSteerError(f"--codec-augmentations must be 0 or more, got {args.codec_augmentations}")
-    if args.codec_from is not None and (args.band_mels is not None or args.codec_augmentations is not None):
-        raise DuplexSteerError("--band-mels and --codec-augmentations set how the tag codec is fitted; with "
-                               "--codec-from it is loaded instead: drop one or the other")
+    if args.codec_renderings is not None and args.codec_renderings < 1:
+        raise DuplexSteerError(f"--codec-renderings must be at least 1, got {args.codec_renderings}")
+    fitting = (args.band_mels, args.codec_augmentations, args.codec_renderings)
+    if args.codec_from is not None and any(x is not None for x in fitting):
+        raise DuplexSteerError("--band-mels, --codec-augmentations and --codec-renderings set how the tag codec "
+                               "is fitted; with --codec-from it is loaded instead: drop one or the other")
     if args.codec_from is not None:  # a wrong folder fails now, not after the speech is rendered
         from ..engine.tag_codec import TagCodec
 
@@ -77,6 +80,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.hearing.shape = replace(config.hearing.shape, band_mels=args.band_mels)
     if args.codec_augmentations is not None:
         config.hearing.augmentations = args.codec_augmentations
+    if args.codec_renderings is not None:
+        config.hearing.max_renderings = args.codec_renderings
     if args.quick:
         config.steps, config.batch_size, config.hearing.epochs = 20, 4, 1
     record = train(config, args.out, codec_from=args.codec_from)
@@ -129,6 +134,9 @@ def register(sub) -> None:
                         "'Hearing the held-out engine')")
     p.add_argument("--codec-augmentations", type=int, default=None, metavar="N",
                    help="augmented copies of each rendering the tag codec trains on (default: HearingConfig's, 2)")
+    p.add_argument("--codec-renderings", type=int, default=None, metavar="N",
+                   help="renderings the tag codec's tagger trains on, a seeded sample of all (default: "
+                        "HearingConfig's, 4000; 7,184 with today's table)")
     add_threads_arg(p, help="training threads (default: TrainConfig.threads, 2, as the committed organism was trained; "
                     "the weights may depend on it: sums run in another order, not checked; 1 when another heavy job "
                     "shares a 2-core machine)")
