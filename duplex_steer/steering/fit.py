@@ -204,7 +204,8 @@ def fit_perception_vector(
                 # end (silence padding to the batch's longest) are not labelled: the vector does not
                 # depend on the batch size (`fit-vector --batch-size` equals `zbb main`'s fit)
                 keys = [key_for(seed, "fit", first + start + i) for i in range(len(batch))]
-                frames = np.array([-(-len(dlg.audio()) // FRAME_SAMPLES) for dlg in batch])
+                waves = [dlg.audio() for dlg in batch]
+                frames = np.array([-(-len(w) // FRAME_SAMPLES) for w in waves])
                 labeler.start(batch, model=model, seed=seed, noise_keys=keys)
 
                 def on_frame(session, frame, split=split, frames=frames):
@@ -228,7 +229,7 @@ def fit_perception_vector(
                                 elif (j := rng.integers(st.seen)) < reservoir:
                                     st.reservoir[j] = h[r].float()
 
-                converse(model, [(dlg.audio(), SAMPLE_RATE) for dlg in batch], greedy=greedy, seed=seed,
+                converse(model, [(w, SAMPLE_RATE) for w in waves], greedy=greedy, seed=seed,
                          noise_keys=keys, on_frame=on_frame, decode_audio=False, prompt=prompt)
                 done += len(batch)
                 if progress:
