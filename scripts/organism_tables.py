@@ -24,7 +24,7 @@ CONDITIONS = [
     ("no_interrupt", "no_interrupt (asked while it is silent)"),
     ("interrupt", "interrupt (zero-buffer, while it talks)"),
     ("interrupt+steer", "interrupt+steer"),
-    ("interrupt+random", "interrupt+random (control: random direction, same norm)"),
+    ("interrupt+random", "interrupt+random (control: a random direction per item, same norm)"),
     ("interrupt+mistimed", "interrupt+mistimed (control: the vector at the query's end)"),
     ("buffered", "buffered (\"Um, excuse me,\" first)"),
     ("buffered+steer", "buffered+steer (side effect)"),

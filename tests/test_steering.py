@@ -176,3 +176,31 @@ def test_steer_at_onsets_adds_the_vector_from_each_recording_onset_on_absolute_f
         assert delta[item, :first].abs().max() == 0, "frames before the onset must be untouched"
         assert torch.allclose(delta[item, first], alpha * vector[layer], atol=1e-5)
     assert delta[2].abs().max() == 0
+
+
+def test_row_controllers_give_each_distinct_steering_its_own_rows(tiny, vector):
+    """Rows sharing a Steering share its controller; a row with a Steering of its own (the random control's
+    per-item direction) gets the addition of its own direction, exactly, and unsteered rows none."""
+    from duplex_steer.steering import row_controllers
+
+    user = _codes(10, batch=4)
+    layer, onset = 2, 4
+    shared = Steering(vector, [layer], alpha=1.0, span=2)
+    own = Steering(vector.random_like(3), [layer], alpha=1.0, span=2)
+    with record(tiny, [layer]) as base:
+        tiny.session(batch_size=4, greedy=True).run(user)
+    controllers, handle = row_controllers(tiny, [shared, None, own, shared])
+    assert controllers[0] is controllers[3] and controllers[1] is None and controllers[2] is not controllers[0]
+    assert controllers[0].enabled == [True, False, False, True] and controllers[2].enabled == [False, False, True, False]
+    for b in (0, 2, 3):
+        controllers[b].onsets[b].append(onset)
+    with record(tiny, [layer]) as steered:
+        tiny.session(batch_size=4, greedy=True).run(user)
+    handle.remove()
+    delta = steered.stacked(layer)[:, onset] - base.stacked(layer)[:, onset]
+    assert torch.allclose(delta[0], vector[layer], atol=1e-5) and torch.allclose(delta[3], vector[layer], atol=1e-5)
+    assert torch.allclose(delta[2], own.vector[layer], atol=1e-5)
+    assert torch.equal(steered.stacked(layer)[1], base.stacked(layer)[1])  # the unsteered row: untouched
+    with record(tiny, [layer]) as after:  # the handle removed every hook
+        tiny.session(batch_size=4, greedy=True).run(user)
+    assert torch.equal(after.stacked(layer), base.stacked(layer))

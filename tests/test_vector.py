@@ -61,3 +61,17 @@ def test_bad_files(tmp_path):
     save_file({"w": torch.zeros(3)}, str(tmp_path / "plain.safetensors"))
     with pytest.raises(VectorError, match="no duplex_steer metadata"):
         PerceptionVector.load(tmp_path / "plain.safetensors")
+
+
+def test_random_like_keeps_each_layers_norm_and_draws_per_key_and_layer():
+    v = _vec(layers=(1, 2))
+    a, b = v.random_like(7), v.random_like(8)
+    for layer in (1, 2):
+        assert a[layer].norm().item() == pytest.approx(v[layer].norm().item(), rel=1e-5)
+    assert torch.equal(a[2], v.random_like(7)[2])  # same key: the same direction
+    assert not torch.allclose(a[2], b[2])  # another key: another direction
+    assert abs(torch.nn.functional.cosine_similarity(a[2], b[2], dim=0)) < 0.5  # independent, not nearly equal
+    # a layer's direction does not depend on which other layers the vector holds
+    only_two = PerceptionVector({2: v[2]}, {})
+    assert torch.equal(only_two.random_like(7)[2], a[2])
+    assert a.meta["method"] == "random-direction-control" and a.meta["key"] == 7

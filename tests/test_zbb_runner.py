@@ -275,3 +275,37 @@ def test_a_prompt_starts_every_scenario_and_is_recorded(tiny, vector_file, tmp_p
     report = merge_and_report(tmp_path)
     assert report["settings"]["prompt"]["text_prompt"] == "w5 w6"
     assert "- **Conversation start:** voice none; role 'w5 w6'" in (tmp_path / "report.md").read_text()
+
+
+def test_the_random_control_draws_a_direction_per_item_and_repetition(tiny, vector_file, tmp_path):
+    runner = Runner(tiny, _config(vector_file, seed=3))
+    items = [it["id"] for it in load_items()[:2]]
+    rows = [("interrupt+random", items[0], 0), ("interrupt+random", items[1], 0), ("interrupt+random", items[0], 1),
+            ("interrupt+steer", items[0], 0), ("interrupt+steer", items[1], 0), ("interrupt", items[0], 0),
+            ("interrupt+random", items[0], 0)]
+    st = runner.row_steerings(rows)
+    vec = PerceptionVector.load(vector_file)[2]
+    dirs = [s.vector[2] for s in st[:3]]
+    assert all(d.norm().item() == pytest.approx(vec.norm().item(), rel=1e-5) for d in dirs)
+    assert not torch.allclose(dirs[0], dirs[1]) and not torch.allclose(dirs[0], dirs[2])
+    assert torch.equal(st[6].vector[2], dirs[0])  # the same (item, repetition): the same direction, in any batch
+    assert st[3] is st[4] and torch.equal(st[3].vector[2], vec) and st[5] is None
+    other_seed = Runner(tiny, _config(vector_file, seed=4)).row_steerings(rows[:1])[0]
+    assert not torch.allclose(other_seed.vector[2], dirs[0])
+
+
+def test_a_run_from_before_the_per_item_random_control_is_not_resumed(tiny, vector_file, tmp_path):
+    cfg = _config(vector_file, limit=1, conditions=["interrupt", "interrupt+random"])
+    run(cfg, tmp_path, model=tiny, progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["random_control"]  # as an older toolkit wrote it
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(RunError, match="one random direction for the whole run"):
+        run(cfg, tmp_path, model=tiny, progress=False)
+    # an old run without the random control resumes as before
+    plain = dataclasses.replace(cfg, conditions=["interrupt"])
+    run(plain, tmp_path / "plain", model=tiny, progress=False)
+    saved = json.loads((tmp_path / "plain" / "config.json").read_text())
+    del saved["random_control"]
+    (tmp_path / "plain" / "config.json").write_text(json.dumps(saved))
+    run(plain, tmp_path / "plain", model=tiny, progress=False)

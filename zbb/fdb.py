@@ -45,7 +45,7 @@ from duplex_steer.steering.snap import SnappedOnset, SnapRule, snap_onset
 from .header import resolved_run_settings, run_caveat, run_header
 from .report import METRICS, RATE_METRICS, render_markdown, summarize, write_items_csv
 from .results import RESULTS, append_records, read_results, repair_torn_tail
-from .runner import RunConfig, RunError, Runner
+from .runner import RANDOM_CONTROL, RunConfig, RunError, Runner
 from .scenario import Scenario, ScenarioRules
 from .scoring import latency, take_over
 from .work import slices
@@ -187,7 +187,8 @@ def import_fdb(root: str | Path, out_dir: str | Path, config: RunConfig, model=N
     saved = {"fdb": {"source": str(Path(root).resolve()), "run": config.to_json(),
                      "oracle_onset": f"snapped to speech: {SnapRule().describe()}",
                      "role": getattr(prompt, "role", None) or config.text_prompt,
-                     "voice": str(prompt.voice) if prompt and prompt.voice else config.voice},
+                     "voice": str(prompt.voice) if prompt and prompt.voice else config.voice,
+                     "random_control": RANDOM_CONTROL},
              "toolkit_version": __version__}
     cfg_path = out / "config.json"
     if cfg_path.is_file():
@@ -238,22 +239,18 @@ def record_model_facts(cfg_path: Path, runner: Runner, items: Sequence[FDBItem],
 def _play(runner: Runner, batch: list[tuple[FDBItem, str]], out: Path, prompt) -> Iterator[dict[str, Any]]:
     """One batch through `converse`, steered per item where its condition says; yield its records."""
     from duplex_steer.engine.conversation import converse
-    from duplex_steer.steering import SteeringController, patch
+    from duplex_steer.steering import row_controllers
 
     model, c = runner.model, runner.config
     names = [it.name for it, _ in batch]
     onsets = [_onset(it, cond) for it, cond in batch]
-    controllers, handles = {}, []
-    for cond, steering in runner.steerings().items():
-        enabled = [bc == cond for _, bc in batch]
-        if any(enabled):
-            controllers[cond] = SteeringController(steering, len(batch), enabled=enabled)
-            handles.append(patch(model, controllers[cond]))
+    rows = [(cond, item.name, 0) for item, cond in batch]  # (condition, item, repetition)
+    controllers, handle = row_controllers(model, runner.row_steerings(rows))
 
     def trigger(session, frame: int) -> None:
-        for b, (_, cond) in enumerate(batch):
-            if onsets[b] == frame and cond in controllers:
-                controllers[cond].trigger(b, session.frame)
+        for b in range(len(batch)):
+            if onsets[b] == frame and controllers[b] is not None:
+                controllers[b].trigger(b, session.frame)
 
     try:
         keys = [key_for("fdb", int(c.seed), n) for n in names]  # an item's conditions share its noise, in any batch
@@ -261,8 +258,7 @@ def _play(runner: Runner, batch: list[tuple[FDBItem, str]], out: Path, prompt) -
         res = converse(model, [it.input for it, _ in batch], greedy=c.greedy, prompt=prompt,
                        before_frame=trigger, session=session)
     finally:
-        for h in handles:
-            h.remove()
+        handle.remove()
     for b, (item, cond) in enumerate(batch):
         n24 = res.input_samples[b]
         tokens = res.text_tokens[b, : -(-n24 // FRAME_SAMPLES)].tolist()
@@ -282,7 +278,7 @@ def _play(runner: Runner, batch: list[tuple[FDBItem, str]], out: Path, prompt) -
         save_audio(folder / "output.wav", _fit_length(resample(wave24, SAMPLE_RATE, item.sample_rate), item.samples),
                    item.sample_rate)
         end = item.interrupt_end_s
-        ctl = controllers.get(cond)
+        ctl = controllers[b]
         record = {
             "id": item.name, "condition": cond, "repetition": 0,
             "reply": " ".join(ch["text"] for ch in chunks if ch["timestamp"][1] > end),

@@ -5,7 +5,9 @@ flushed); a rerun with the same configuration skips what is there. The exact con
 toolkit version are saved in `config.json`. Conditions:
 - `no_interrupt`, `interrupt`: see `zbb.scenario`;
 - `interrupt+steer`: the perception vector injected from the detected onset;
-- `interrupt+random`: a random direction of the same norm at the same time (control);
+- `interrupt+random`: a random direction of the same norm at the same time (control), a new one for
+  each (item, repetition), keyed to the run's seed: the control averages over random directions
+  rather than resting on one draw;
 - `interrupt+mistimed`: the right vector at the wrong time, the end of the query (control);
 - `buffered`: an interruption that starts with "Um, excuse me,"; `buffered+steer` and
   `no_interrupt+steer`: the vector where nothing is missed (side effects).
@@ -31,6 +33,7 @@ import torch
 
 from duplex_steer import __version__
 from duplex_steer.audio import FRAME_SAMPLES, SAMPLE_RATE
+from duplex_steer.engine.noise import key_for
 from duplex_steer.engine.prompt import (
     build_prompt,
     check_voice_arg,
@@ -45,7 +48,7 @@ from duplex_steer.steering import (
     Steering,
     SteeringController,
     make_detector,
-    patch,
+    row_controllers,
 )
 from duplex_steer.steering.defaults import check_steering_args, resolve_steering
 
@@ -62,6 +65,8 @@ from .scoring import is_correct, iwor, latency
 from .stopping import stop_after_onset
 from .work import NOT_IDENTITY, config_differences, item_batches, launcher_shard, noise_keys, shard_units
 
+RANDOM = "interrupt+random"
+RANDOM_CONTROL = "a random direction of the vector's norm per (item, repetition), keyed to the run's seed"
 STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed", "buffered+steer", "no_interrupt+steer")
 
 
@@ -150,15 +155,6 @@ def run_work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
     return [(it, c, r) for it in items for r in range(config.repetitions) for c in config.conditions]
 
 
-def _random_like(vector: PerceptionVector, seed: int) -> PerceptionVector:
-    g = torch.Generator().manual_seed(seed)
-    dirs = {}
-    for layer, v in vector.directions.items():
-        r = torch.randn(v.shape, generator=g)
-        dirs[layer] = r / r.norm() * v.norm()
-    return PerceptionVector(dirs, {"method": "random-direction-control", "model": vector.meta.get("model")})
-
-
 class Runner:
     """Plays batches of scenarios on one loaded model."""
 
@@ -171,6 +167,7 @@ class Runner:
         self.settings = (resolve_steering(model, self.vector, config.layer, config.alpha, config.span)
                          if self.vector is not None else None)
         self.layer = self.settings.layer if self.settings is not None else None
+        self._steering: Steering | None = None  # the vector's Steering, shared by the steered rows
         self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
         self._query_codes: dict[tuple[str, str], torch.Tensor] = {}  # (item, scenario kind) -> codes from the onset
         self.asr = load_asr(config.asr_model) if config.asr_model else None
@@ -181,15 +178,25 @@ class Runner:
         self.prompt = build_prompt(model, config.voice, config.text_prompt)  # every scenario starts with it
         self._prompt_frames = prompt_frames(model, self.prompt) if self.prompt is not None else None
 
-    def steerings(self) -> dict[str, Steering]:
-        """One steering per injected condition of the run (the random control: same norm, seeded)."""
+    def row_steerings(self, rows: Sequence[tuple[str, str, int]]) -> list[Steering | None]:
+        """What steers each batch row, given as (condition, item id, repetition): the perception vector
+        (one shared Steering) for injected conditions, None for unsteered ones; the random control a
+        direction of the vector's norm of its own per (item, repetition), keyed to the run's seed, so
+        that it does not depend on batching and averages over many random directions."""
         if self.vector is None:
-            return {}
+            return [None] * len(rows)
         c, s = self.config, self.settings
-        real = Steering(self.vector, [s.layer], alpha=s.alpha, span=s.span, schedule=c.schedule)
-        rand = Steering(_random_like(self.vector, c.seed + 1), [s.layer], alpha=s.alpha, span=s.span,
-                        schedule=c.schedule)
-        return {cond: rand if injection(cond) == "random" else real for cond in c.conditions if injection(cond)}
+        if self._steering is None:
+            self._steering = Steering(self.vector, [s.layer], alpha=s.alpha, span=s.span, schedule=c.schedule)
+        out: list[Steering | None] = []
+        for condition, item_id, repetition in rows:
+            kind = injection(condition)
+            if kind == "random":
+                direction = self.vector.random_like(key_for(c.seed, item_id, repetition))
+                out.append(Steering(direction, [s.layer], alpha=s.alpha, span=s.span, schedule=c.schedule))
+            else:
+                out.append(self._steering if kind else None)
+        return out
 
     def run_batch(self, work: Sequence[tuple[dict[str, Any], str, int]]) -> Iterator[dict[str, Any]]:
         """Play one batch; yield each record as soon as its scenario is done (noise keyed per item: `zbb.work`)."""
@@ -210,13 +217,8 @@ class Runner:
                 s.replan(model.codec)
                 self._initial[key] = (s.wave, s.codes)
             s.wave, s.codes = self._initial[key]
-        controllers, handles = {}, []
-        for cond, steering in self.steerings().items():
-            enabled = [s.condition == cond for s in scenarios]
-            if any(enabled):
-                ctl = SteeringController(steering, B, enabled=enabled)
-                controllers[cond] = ctl
-                handles.append(patch(model, ctl))
+        controllers, handle = row_controllers(model, self.row_steerings(
+            [(s.condition, s.item["id"], s.repetition) for s in scenarios]))
         self._speech_shift = [self._query_onset(s).frame for s in scenarios]
         detector = make_detector(c.onset, **({"frames": [None] * B} if c.onset == "oracle" else
                                              {"only_while_model_speaks": c.onset_only_while_model_speaks}))
@@ -245,14 +247,13 @@ class Runner:
                         s.place_query(t + 1)
                         self._replan(s)
                         if injection(s.condition) == "mistimed":
-                            controllers[s.condition].trigger(b, s.query_end_frame)
+                            controllers[b].trigger(b, s.query_end_frame)
                     s.advance(t)
                     if s.phase == DONE and b in pending:
                         pending.discard(b)
-                        yield self._record(s, controllers.get(s.condition), b)
+                        yield self._record(s, controllers[b], b)
         finally:
-            for h in handles:
-                h.remove()
+            handle.remove()
 
     def _replan(self, s: Scenario) -> None:
         """Encode a placed query's stream: once per query where the codec allows it (`Scenario.query_codes`:
@@ -288,14 +289,14 @@ class Runner:
 
     def _detect(self, scenarios, detector, controllers, t, text_hist) -> None:
         """Onsets for steered items (not the mistimed control): oracle = the query's first speech + the delay."""
-        if not controllers:
+        if not any(controllers):
             return
         if self.config.onset == "oracle":
             delay = self.config.onset_delay_frames
             for b, s in enumerate(scenarios):
                 start = None if s.onset_frame is None else s.onset_frame + self._speech_shift[b] + delay
                 if start == t and injection(s.condition) in ("steer", "random"):
-                    controllers[s.condition].trigger(b, t)
+                    controllers[b].trigger(b, t)
             return
         audio = np.stack([self._frame_audio(s, t) for s in scenarios])
         speaking = (self.activity.speaking_now(np.stack(text_hist[-self.activity.window :], 1)) if text_hist
@@ -304,8 +305,8 @@ class Runner:
         for b, s in enumerate(scenarios):
             armed = s.phase != WAITING or s.waited_frames > 0  # detectors are armed after the context
             if fired[b] and armed and injection(s.condition) in ("steer", "random"):
-                if not controllers[s.condition].onsets[b]:
-                    controllers[s.condition].trigger(b, t)
+                if not controllers[b].onsets[b]:
+                    controllers[b].trigger(b, t)
 
     @staticmethod
     def _frame_audio(s: Scenario, t: int) -> np.ndarray:
@@ -357,9 +358,13 @@ def prepare_run(config: RunConfig, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
-    saved = {"config": config.to_json(), "toolkit_version": __version__}
+    saved = {"config": config.to_json(), "toolkit_version": __version__, "random_control": RANDOM_CONTROL}
     if cfg_path.is_file():
         previous = json.loads(cfg_path.read_text())
+        if RANDOM in config.conditions and previous.get("random_control") != RANDOM_CONTROL:
+            raise RunError(f"{out} was started by an older toolkit whose {RANDOM} control used one random direction "
+                           "for the whole run (now one per item and repetition); its results would mix the two: "
+                           "choose a new --out, or finish it with the toolkit it was started with")
         # normalised through RunConfig so that fields added since (with their defaults) still match
         differ = config_differences(RunConfig.from_json(previous.get("config", {})).to_json(), saved["config"])
         if differ:

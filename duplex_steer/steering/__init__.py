@@ -18,7 +18,16 @@ if TYPE_CHECKING:  # the names below, for type checkers; at run time they load o
         make_detector,
     )
     from .snap import OnsetSnapWarning, SnappedOnset, SnapRule, snap_onset
-    from .steer import SCHEDULES, Steering, SteeringController, apply, attach, patch, steer_at_onsets
+    from .steer import (
+        SCHEDULES,
+        Steering,
+        SteeringController,
+        apply,
+        attach,
+        patch,
+        row_controllers,
+        steer_at_onsets,
+    )
     from .vector import PerceptionVector, VectorError
 
 # name -> submodule: importing the package imports nothing heavy (torch loads with the first name used),
@@ -29,14 +38,14 @@ _LAZY = {
     "OnsetDetector": "onset", "OracleOnset": "onset", "SileroVADOnset": "onset", "make_detector": "onset",
     "OnsetSnapWarning": "snap", "SnappedOnset": "snap", "SnapRule": "snap", "snap_onset": "snap",
     "SCHEDULES": "steer", "Steering": "steer", "SteeringController": "steer", "apply": "steer",
-    "attach": "steer", "patch": "steer", "steer_at_onsets": "steer",
+    "attach": "steer", "patch": "steer", "row_controllers": "steer", "steer_at_onsets": "steer",
     "PerceptionVector": "vector", "VectorError": "vector",
 }
 
 __all__ = ["ONLY_WHILE_MODEL_SPEAKS", "SCHEDULES", "ActivityLabeler", "EnergyOnset", "FalseTriggers", "FitReport",
            "OnsetDetector", "OnsetSnapWarning", "OracleOnset", "PerceptionVector", "SileroVADOnset", "SnapRule",
            "SnappedOnset", "Steering", "SteeringController", "VectorError", "apply", "attach", "fit_perception_vector",
-           "make_detector", "patch", "snap_onset", "steer_at_onsets"]
+           "make_detector", "patch", "row_controllers", "snap_onset", "steer_at_onsets"]
 
 
 __getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

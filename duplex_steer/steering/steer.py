@@ -195,6 +195,24 @@ def attach(session, controller: SteeringController) -> HookHandle:
     return HookHandle([session.add_steering(controller)])
 
 
+def row_controllers(model, steerings: Sequence[Steering | None]) -> tuple[list[SteeringController | None], HookHandle]:
+    """Controllers for a batch whose rows steer differently: `steerings[b]` is row b's (None: unsteered).
+
+    Rows holding the same `Steering` object share one controller enabled only on them; each distinct
+    object gets its own (e.g. a random-direction control with one direction per row). Installed on
+    `model`; returns each row's controller (None where unsteered) and the handle that removes them all.
+    """
+    shared: dict[int, SteeringController] = {}
+    handles = []
+    for steering in steerings:
+        if steering is not None and id(steering) not in shared:
+            enabled = [other is steering for other in steerings]
+            shared[id(steering)] = SteeringController(steering, len(steerings), enabled=enabled)
+            handles.append(patch(model, shared[id(steering)]))
+    rows = [shared[id(st)] if st is not None else None for st in steerings]
+    return rows, HookHandle.combine(handles)
+
+
 @contextmanager
 def apply(model, steering: Steering, onsets: Sequence[Sequence[int]] | None = None, batch_size: int | None = None,
           enabled: Sequence[bool] | None = None) -> Iterator[SteeringController]:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from .. import __version__
+from ..engine.noise import key_for
 from ..errors import DuplexSteerError
 
 FORMAT = "duplex-steer/perception-vector/1"
@@ -84,6 +86,18 @@ class PerceptionVector:
     def normalized(self) -> PerceptionVector:
         return PerceptionVector({k: v / v.norm().clamp_min(1e-12) for k, v in self.directions.items()},
                                 dict(self.meta, normalized=True))
+
+    def random_like(self, key: int) -> PerceptionVector:
+        """A random direction of each layer's norm (the random-direction control), drawn from a generator of
+        its own per layer seeded with (key, layer): a layer's direction does not depend on the vector's other
+        layers, and different keys (e.g. one per benchmark item) give independent directions."""
+        dirs = {}
+        for layer, v in self.directions.items():
+            g = torch.Generator().manual_seed(key_for("random-direction", key, layer))
+            r = torch.randn(v.shape, generator=g)
+            dirs[layer] = r / r.norm() * v.norm()
+        return PerceptionVector(dirs, {"method": "random-direction-control", "key": int(key),
+                                       "model": self.meta.get("model")})
 
     # --- compatibility -------------------------------------------------------------------------------
     def check_compatible(self, model) -> None:
