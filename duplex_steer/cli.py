@@ -232,9 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_prompt_args(p)
     p.set_defaults(func=cmd_steer)
 
+    from .analyze_command import register as register_analyze
     from .demo import register as register_demo
     from .organism import register as register_organism
-    from .probes.analyze import register as register_analyze
 
     register_analyze(sub)
     register_demo(sub)

@@ -12,8 +12,8 @@ import soundfile as sf
 
 import duplex_steer.cli
 import duplex_steer.model_args
+from duplex_steer.analyze_command import cmd_analyze, parse_layers, register
 from duplex_steer.errors import DuplexSteerError
-from duplex_steer.probes.analyze import cmd_analyze, parse_layers, register
 from duplex_steer.speech.dialogues import Turn
 
 

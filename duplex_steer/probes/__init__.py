@@ -1,6 +1,7 @@
 """Probes: lenses that read hidden states as next-token distributions, generation / perception
 affinities computed online during a conversation, ground-truth activity, state inertia, learned
-linear probes, figures, and the `duplex-steer analyze` command. See docs/probes.md."""
+linear probes and figures (the `duplex-steer analyze` command: `duplex_steer.analyze_command`). See
+docs/probes.md."""
 
 from __future__ import annotations
 

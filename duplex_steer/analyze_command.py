@@ -1,5 +1,8 @@
 """`duplex-steer analyze`: affinities of a recording per layer and frame, figures, and state inertia.
 
+The command's module sits above the probes and the steering it drives (with --steer-vector it steers the
+paired scenarios), beside `duplex_steer.cli`; the measurements themselves live in `duplex_steer.probes`.
+
     duplex-steer analyze --model SOURCE --audio WAV --out DIR [--layers 12-24] [--dialogues]
                          [--pairs N [--steer-vector VEC [--layer L --alpha A --span S]]]
 
@@ -21,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio
-from .options import GENERATION_LENSES, K_CONSECUTIVE, MAX_FRAMES, PERCEPTION_LENSES
+from .audio import FRAME_RATE, FRAME_SAMPLES, SAMPLE_RATE, AudioError, load_audio
+from .probes.options import GENERATION_LENSES, K_CONSECUTIVE, MAX_FRAMES, PERCEPTION_LENSES
 
 if TYPE_CHECKING:
-    from ..steering.vector import PerceptionVector
-    from .inertia import InertiaReport
-    from .inertia_pairs import PairedInertia
+    from .probes.inertia import InertiaReport
+    from .probes.inertia_pairs import PairedInertia
+    from .steering.vector import PerceptionVector
 
 MIN_FRAMES = 4  # 320 ms: the shortest recording worth analysing
 SILENCE_PEAK = 1e-4
@@ -35,7 +38,7 @@ SILENCE_PEAK = 1e-4
 
 def parse_layers(text: str | None, num_layers: int) -> list[int] | None:
     """'all' / None -> None; '3 5 7', '3,5,7', '12-24' or mixes -> a list (range ends inclusive)."""
-    from .affinity import AffinityError
+    from .probes.affinity import AffinityError
 
     if text is None or text.strip().lower() == "all":
         return None
@@ -53,7 +56,7 @@ def parse_layers(text: str | None, num_layers: int) -> list[int] | None:
     return out
 
 
-def check_recording(path: str | Path) -> np.ndarray:
+def check_analyzable(path: str | Path) -> np.ndarray:
     """Load a recording and refuse ones that cannot give affinities (too short, silent; load_audio
     already refuses missing, empty and non-finite files)."""
     wav = load_audio(path)
@@ -68,7 +71,7 @@ def check_recording(path: str | Path) -> np.ndarray:
 
 def known_turns(audio: Path, spec: str) -> list[dict[str, Any]] | None:
     """Turn timings for `audio`: 'none'; a JSON file with a 'turns' list; 'auto' = AUDIO.json if it has turns."""
-    from .affinity import AffinityError
+    from .probes.affinity import AffinityError
 
     if spec == "none":
         return None
@@ -88,11 +91,11 @@ def known_turns(audio: Path, spec: str) -> list[dict[str, Any]] | None:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `analyze` subcommand to the duplex-steer parser."""
-    from ..model_args import add_model_args
-    from ..prompt_args import add_prompt_args
-    from ..recording_limits import add_length_args
-    from ..speech.dialogues import INTERRUPTION_EXAMPLE
-    from ..steering_args import add_steering_args
+    from .model_args import add_model_args
+    from .prompt_args import add_prompt_args
+    from .recording_limits import add_length_args
+    from .speech.dialogues import INTERRUPTION_EXAMPLE
+    from .steering_args import add_steering_args
 
     p = subparsers.add_parser("analyze", help="per-layer generation / perception affinities, figures, inertia",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,18 +136,18 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Run the analysis; write the JSON and figures to args.out."""
-    from ..prompt_args import load_with_prompt
-    from ..recording_limits import check_length, context_warning, max_seconds_from_args, recording_frames
-    from . import plots
-    from .affinity import compute_affinities, default_band
-    from .inertia import measure_inertia
+    from .probes import plots
+    from .probes.affinity import compute_affinities, default_band
+    from .probes.inertia import measure_inertia
+    from .prompt_args import load_with_prompt
+    from .recording_limits import check_length, context_warning, max_seconds_from_args, recording_frames
 
     audio = Path(args.audio)
-    wav = check_recording(audio)
+    wav = check_analyzable(audio)
     check_length(len(wav) / SAMPLE_RATE, max_seconds_from_args(args), str(audio))
     vector = check_steer_options(args)
     if args.pairs_audio is not None and not (Path(args.pairs_audio) / "manifest.json").is_file():
-        from .affinity import AffinityError
+        from .probes.affinity import AffinityError
 
         raise AffinityError(f"--pairs-audio {args.pairs_audio}: no manifest.json there; give a ZBB rendering "
                             "folder (zbb/renderings/*, or one made by `zbb build --tts ...`)")
@@ -197,8 +200,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def check_steer_options(args: argparse.Namespace) -> PerceptionVector | None:
     """The steering options, checked before the model loads: --steer-vector needs --pairs; --layer / --alpha /
     --span need --steer-vector; the vector file must load and fit the layer. Returns the vector."""
-    from ..steering.defaults import check_steering_args
-    from .affinity import AffinityError
+    from .probes.affinity import AffinityError
+    from .steering.defaults import check_steering_args
 
     given = [f"--{name}" for name in ("layer", "alpha", "span") if getattr(args, name) is not None]
     if args.steer_vector is None:
@@ -214,16 +217,16 @@ def inertia_runs(model, args: argparse.Namespace, lens_kw: dict[str, Any], vecto
                  ) -> tuple[InertiaReport | None, PairedInertia | None, dict[str, Any] | None]:
     """Inertia over the dialogue set (--dialogues) and/or ZBB paired scenarios (--pairs N, compared pairwise;
     steered from each speaking onset with `vector`). Returns (all onsets' report, the pairs, steering used)."""
-    from .affinity import compute_affinities
-    from .inertia import InertiaReport, measure_inertia, summarize, zbb_pairs
-    from .inertia_pairs import run_pairs
+    from .probes.affinity import compute_affinities
+    from .probes.inertia import InertiaReport, measure_inertia, summarize, zbb_pairs
+    from .probes.inertia_pairs import run_pairs
 
     if not args.dialogues and args.pairs <= 0:
         return None, None, None
     inertias, results = [], []
     kw = dict(lens_kw)
     if args.dialogues:
-        from ..speech.dialogues import load_dialogues
+        from .speech.dialogues import load_dialogues
 
         ds = load_dialogues()[: args.max_dialogues]
         for i in range(0, len(ds), args.batch_size):
@@ -240,8 +243,8 @@ def inertia_runs(model, args: argparse.Namespace, lens_kw: dict[str, Any], vecto
         if vector is not None:
             from functools import partial
 
-            from ..steering.defaults import resolve_steering
-            from ..steering.steer import Steering, steer_at_onsets
+            from .steering.defaults import resolve_steering
+            from .steering.steer import Steering, steer_at_onsets
 
             settings = resolve_steering(model, vector, args.layer, args.alpha, args.span)
             print(settings.line(), file=sys.stderr)
