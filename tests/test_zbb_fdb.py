@@ -20,11 +20,11 @@ from zbb.scoring import latency, take_over
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory, tiny):
-    """The real FDB example item (28 s at 16 kHz), plain and steered in one batch."""
+    """The real FDB example item (28 s at 16 kHz), plain, steered and random-steered in one batch."""
     root = fixture_dir("fdb-user-interruption-example")
     vec = PerceptionVector({2: torch.randn(64, generator=torch.Generator().manual_seed(0))},
                            {"model": tiny.fingerprint(), "method": "test"})
-    config = RunConfig(model="tiny", conditions=["interrupt", "interrupt+steer"], greedy=True,
+    config = RunConfig(model="tiny", conditions=["interrupt", "interrupt+steer", "interrupt+random"], greedy=True,
                        vector=str(vec.save(tmp_path_factory.mktemp("vec") / "v.safetensors")))
     out = tmp_path_factory.mktemp("fdb")
     import_fdb(root, out, config, model=tiny, progress=False)
@@ -51,7 +51,8 @@ def test_outputs_are_time_aligned_with_the_input(imported):
 def test_records_steering_and_fdb_metrics(imported):
     _, out, _, _ = imported
     recs = {r["condition"]: r for r in read_results(out / "results.jsonl")}
-    assert set(recs) == {"interrupt", "interrupt+steer"}
+    assert set(recs) == {"interrupt", "interrupt+steer", "interrupt+random"}
+    assert recs["interrupt+random"]["steered_frames"] == [138, 139, 140]  # its own direction, the same frames
     steer = recs["interrupt+steer"]
     # interrupt.json says 10.53 s (frame 131), the recording is silent until 11.10 s: the oracle is snapped
     assert steer["onset_frame"] == 138 and steer["snapped_onset_s"] == pytest.approx(11.10, abs=0.02)
@@ -74,6 +75,7 @@ def test_report_has_tor_and_latency_and_marks_zbb_metrics_not_applicable(importe
     md = (out / "report.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| interrupt |"))
     assert row.split("|")[3:5] == [" n/a ", " n/a "] and "take-over rate" in md and "pipeline check" in md
+    assert "- **Random control:** a random direction of the vector's norm per (item, repetition)" in md
     assert "Onset source: oracle, interrupt.json's start snapped" in md and "median shift +0.57 s over 1 items" in md
     assert (out / "items.csv").read_text().startswith("id,condition,correct,iwor")
 

@@ -297,11 +297,16 @@ def test_the_random_control_draws_a_direction_per_item_and_repetition(tiny, vect
 def test_a_run_from_before_the_per_item_random_control_is_not_resumed(tiny, vector_file, tmp_path):
     cfg = _config(vector_file, limit=1, conditions=["interrupt", "interrupt+random"])
     run(cfg, tmp_path, model=tiny, progress=False)
+    merge_and_report(tmp_path)  # the report says how the control was drawn
+    assert "- **Random control:** a random direction of the vector's norm per (item, repetition)" in \
+        (tmp_path / "report.md").read_text()
     saved = json.loads((tmp_path / "config.json").read_text())
     del saved["random_control"]  # as an older toolkit wrote it
     (tmp_path / "config.json").write_text(json.dumps(saved))
     with pytest.raises(RunError, match="one random direction for the whole run"):
         run(cfg, tmp_path, model=tiny, progress=False)
+    merge_and_report(tmp_path)  # its report (rewritten from what is there) says the control was one draw
+    assert "one random direction for the whole run (made before per-item draws)" in (tmp_path / "report.md").read_text()
     # an old run without the random control resumes as before
     plain = dataclasses.replace(cfg, conditions=["interrupt"])
     run(plain, tmp_path / "plain", model=tiny, progress=False)

@@ -302,7 +302,8 @@ def report_fdb(out_dir: str | Path, caveat: str | None = None) -> dict[str, Any]
     if not records:
         raise RunError(f"no results in {out}; run `zbb import-fdb DIR --out {out}` first")
     cfg = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else {}
-    run_cfg = resolved_run_settings({"config": cfg.get("fdb", {}).get("run", {}), "steering": cfg.get("steering")})
+    run_cfg = resolved_run_settings({"config": cfg.get("fdb", {}).get("run", {}), "steering": cfg.get("steering"),
+                                     "random_control": cfg.get("fdb", {}).get("random_control")})
     caveat = caveat if caveat is not None else run_caveat({"config": run_cfg, "caveat": cfg.get("caveat")})
     rows = list(records.values())
     summary = summarize(rows)

@@ -48,8 +48,11 @@ def run_header(run: Mapping[str, Any], model: str | None = None) -> dict[str, An
                     "schedule": run.get("schedule"), "onset": onset, "onset_delay_frames": delay}
         # where alpha and span came from (an option or the model's default), once a run has resolved them
         steering.update({k: run[k] for k in ("alpha_from", "span_from") if run.get(k)})
+    random_control = None
+    if vector and "interrupt+random" in (run.get("conditions") or []):
+        random_control = run.get("random_control") or "one random direction for the whole run (made before per-item draws)"
     return {
-        "model": model or run.get("model"), "steering": steering,
+        "model": model or run.get("model"), "steering": steering, "random_control": random_control,
         "vector": vector, "vector_sha256": file_sha256(vector) if vector else None,
         "sampling": "greedy" if run.get("greedy") else f"sampled, seed {run.get('seed', 0)}",
         "repetitions": run.get("repetitions", 1), "scorer": f"ASR {run['asr_model']}" if run.get("asr_model")
@@ -77,6 +80,8 @@ def run_caveat(cfg: dict[str, Any]) -> str | None:
 def resolved_run_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     """The run's options with the steering settings as resolved after loading (for the report's header)."""
     run_cfg = dict(cfg.get("config", {}))
+    if cfg.get("random_control"):  # how `zbb run` drew the random-direction control (absent before per-item draws)
+        run_cfg["random_control"] = cfg["random_control"]
     steering = cfg.get("steering")
     if steering:
         run_cfg.update({k: steering[k] for k in ("layer", "alpha", "span")})
@@ -95,6 +100,8 @@ def render_header(header: Mapping[str, Any]) -> str:
                      f"span {s['span']} frames{span_from}, {s['schedule']} schedule, onset {s['onset']}")
         sha = header.get("vector_sha256")
         lines.append(f"- **Vector:** `{header.get('vector')}` (sha256 {sha if sha else 'unknown: file not found'})")
+        if header.get("random_control"):
+            lines.append(f"- **Random control:** {header['random_control']}")
     else:
         lines.append("- **Steering:** none (no vector)")
     lines.append(f"- **Decoding:** {header.get('sampling')}; repetitions {header.get('repetitions')}; "
