@@ -67,7 +67,7 @@ from .work import NOT_IDENTITY, config_differences, item_batches, launcher_shard
 
 RANDOM = "interrupt+random"
 RANDOM_CONTROL = "a random direction of the vector's norm per (item, repetition), keyed to the run's seed"
-STEERED = ("interrupt+steer", "interrupt+random", "interrupt+mistimed", "buffered+steer", "no_interrupt+steer")
+STEERED = ("interrupt+steer", RANDOM, "interrupt+mistimed", "buffered+steer", "no_interrupt+steer")
 
 
 def injection(condition: str) -> str | None:
@@ -167,7 +167,9 @@ class Runner:
         self.settings = (resolve_steering(model, self.vector, config.layer, config.alpha, config.span)
                          if self.vector is not None else None)
         self.layer = self.settings.layer if self.settings is not None else None
-        self._steering: Steering | None = None  # the vector's Steering, shared by the steered rows
+        self._steering = (Steering(self.vector, [self.layer], alpha=self.settings.alpha, span=self.settings.span,
+                                   schedule=config.schedule)
+                          if self.vector is not None else None)  # the vector's Steering, shared by the steered rows
         self._initial: dict[tuple[str, int], tuple[np.ndarray, torch.Tensor]] = {}
         self._query_codes: dict[tuple[str, str], torch.Tensor] = {}  # (item, scenario kind) -> codes from the onset
         self.asr = load_asr(config.asr_model) if config.asr_model else None
@@ -186,8 +188,6 @@ class Runner:
         if self.vector is None:
             return [None] * len(rows)
         c, s = self.config, self.settings
-        if self._steering is None:
-            self._steering = Steering(self.vector, [s.layer], alpha=s.alpha, span=s.span, schedule=c.schedule)
         out: list[Steering | None] = []
         for condition, item_id, repetition in rows:
             kind = injection(condition)
