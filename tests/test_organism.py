@@ -35,6 +35,23 @@ def test_world_covers_zbb_and_keeps_extra_subjects_apart(world: World) -> None:
         assert tok.encode(word) and tok.id_to_piece(tok.encode(word)[0]) == "\u2581" + word
 
 
+def test_development_items_are_a_valid_bank_of_training_only_facts(world: World, tmp_path) -> None:
+    from duplex_steer.cli import main as duplex_main
+
+    path = tmp_path / "dev.jsonl"
+    assert duplex_main(["organism-dev-items", "--out", str(path)]) == 0
+    items = load_items(path, expected_subjects=None)  # ZBB's own validation: fields, ids, one true + one false
+    assert items == world.development_items() and len(items) == 2 * len(EXTRA_FACTS)
+    zbb = load_items()
+    zbb_words = {a for it in zbb for a in it["aliases"]}
+    assert not {it["subject"] for it in items} & zbb_words  # no ZBB subject, hence no ZBB fact either
+    assert {it["topic"] for it in items} <= {it["topic"] for it in zbb}  # topics it talks about, with ZBB's audio
+    for it in items:
+        assert world.fact(it["subject"], it["description"]).truth == it["truth"]  # the world's own facts
+        assert it["description"] in world.descriptions  # words it heard in training
+    assert len({it["topic"] for it in items}) > 5  # spread over topics, not one
+
+
 def test_monologues_hold_no_yes_no_cue(world: World) -> None:
     for template in MONOLOGUE_TEMPLATES:
         assert stance(template.format(t="music")) is None, template

@@ -202,3 +202,55 @@ def test_committed_renderings_are_complete_small_and_unflagged(name: str, engine
     assert all(e["onset_check"] == "ok" and e["end_check"] == end_check for e in manifest["entries"])
     assert manifest["tts"] == engine and manifest["tts_settings"]["voice"] == manifest["voice"]
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 4_500_000
+
+
+def _bank(path: Path) -> Path:
+    """A two-subject bank in ZBB's format whose subjects are not ZBB's (development items)."""
+    lines = []
+    for subject, topic in (("tigers", "music"), ("grapes", "rivers")):
+        for truth, description in ((True, "they hunt other animals"), (False, "they live in the desert")):
+            lines.append({"version": "zbb-1", "id": f"{subject}-{'true' if truth else 'false'}", "subject": subject,
+                          "truth": truth, "description": description,
+                          "text": f"{subject.capitalize()}, {description}, right?", "aliases": [subject],
+                          "topic": topic, "context": f"Tell me about {topic}."})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_another_item_bank_is_rendered_played_and_labelled_not_zbb(tmp_path) -> None:
+    bank = _bank(tmp_path / "dev.jsonl")
+    out = tmp_path / "dev-buzz"
+    manifest = rendering.build_rendering(_BuzzTTS(), out, bank)
+    assert sorted(e["id"] for e in manifest["entries"] if e["kind"] == "query") == [
+        "grapes-false", "grapes-true", "tigers-false", "tigers-true"]
+    # ZBB's items are not in it, and the bank's items are not in a ZBB rendering: both refused before a model loads
+    with pytest.raises(FixtureError, match="no query"):
+        RunConfig(conditions=["interrupt"], limit=1, audio=str(out)).validate()
+    with pytest.raises(FixtureError, match="no query"):
+        RunConfig(conditions=["interrupt"], item_bank=str(bank), audio=str(rendering.RENDERINGS_DIR / "flite-slt")).validate()
+    run_dir = tmp_path / "run"
+    code = zbb_main(["run", "--model", "tiny", "--item-bank", str(bank), "--audio", str(out), "--conditions",
+                     "interrupt", "--greedy", "--max-wait", "6", "--reply-frames", "4", "--interrupt-after", "2",
+                     "--out", str(run_dir)])
+    assert code == 0
+    records = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == ["grapes-false", "grapes-true", "tigers-false", "tigers-true"]
+    assert json.loads((run_dir / "config.json").read_text())["config"]["item_bank"] == str(bank)
+    report = (run_dir / "report.md").read_text()
+    assert f"- **Items:** `{bank}`" in report and "not ZBB's item bank" in report
+
+
+def test_bad_item_banks_are_one_error_before_any_model_loads(tmp_path, capsys) -> None:
+    bank = _bank(tmp_path / "dev.jsonl")
+    run = ["run", "--model", "no/such-model", "--conditions", "interrupt", "--out", str(tmp_path / "run")]
+    assert zbb_main([*run, "--item-bank", str(bank)]) == 2  # no audio for its items
+    assert "render them with `zbb build --tts ENGINE --item-bank" in capsys.readouterr().err
+    assert zbb_main([*run, "--item-bank", str(tmp_path / "missing.jsonl"), "--audio", "x"]) == 2
+    assert "file not found" in capsys.readouterr().err
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(bank.read_text().replace('"tigers-false"', '"tigers-wrong"'))
+    assert zbb_main([*run, "--item-bank", str(broken), "--audio", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.jsonl:2" in err and "should be 'tigers-false'" in err
+    assert zbb_main(["build", "--tts", "flite", "--item-bank", str(bank)]) == 2  # no --out: not into ZBB's folder
+    assert "give --out DIR" in capsys.readouterr().err

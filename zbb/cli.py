@@ -12,6 +12,7 @@ into one line on stderr with exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -108,17 +109,25 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from zbb.build import AUDIO_DIR, build_audio
     from zbb.rendering import RENDERINGS_DIR, build_rendering, manifest_from_recordings, rendering_name
 
+    bank = ITEMS_PATH
+    if args.item_bank:  # checked (and a custom bank's subjects counted) before anything is rendered
+        from zbb.runner import bank_items
+
+        bank_items(args.item_bank)
+        bank = Path(args.item_bank)
+        if not (args.out or args.from_recordings):
+            raise CliError("--item-bank renders another bank's items: give --out DIR (zbb/renderings holds ZBB's)")
     if args.mute_subject:
         from zbb.muting import mute_subjects
 
-        if args.tts or args.voice or args.from_recordings or args.items or args.limit or not args.out:
+        if args.tts or args.voice or args.from_recordings or args.items or args.limit or args.item_bank or not args.out:
             raise CliError("--mute-subject SOURCE copies a whole rendering: give it --out DIR and no other option")
         out = Path(args.out)
         manifest = mute_subjects(args.mute_subject, out)
     elif args.from_recordings:
         if args.tts or args.voice:
             raise CliError("--from-recordings reads recordings; it takes no --tts or --voice")
-        manifest = manifest_from_recordings(args.from_recordings, speaker=args.speaker or "",
+        manifest = manifest_from_recordings(args.from_recordings, bank, speaker=args.speaker or "",
                                             item_ids=args.items, limit=args.limit)
         out = Path(args.from_recordings)
     elif args.tts:
@@ -127,10 +136,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
         if out.resolve() == AUDIO_DIR.resolve():
             raise CliError(f"{AUDIO_DIR} holds the default rendering (espeak-ng word by word); write other engines' "
                            "renderings elsewhere with --out")
-        manifest = build_rendering(tts, out, item_ids=args.items, limit=args.limit)
+        manifest = build_rendering(tts, out, bank, item_ids=args.items, limit=args.limit)
     else:
-        if args.voice or args.items or args.limit:
-            raise CliError("--voice, --items and --limit go with --tts ENGINE (or --from-recordings)")
+        if args.voice or args.items or args.limit or args.item_bank:
+            raise CliError("--voice, --items, --limit and --item-bank go with --tts ENGINE (or --from-recordings)")
         out = Path(args.out) if args.out else AUDIO_DIR
         manifest = build_audio(ITEMS_PATH, out)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
@@ -162,6 +171,10 @@ def _add_build(subparsers: Any) -> None:
                         "ZBB's IWOR on it is how often a model names a subject it never heard")
     parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
+    parser.add_argument("--item-bank", default=None, metavar="FILE",
+                        help="with --tts or --from-recordings: the items of FILE (ZBB's format) instead of ZBB's, "
+                             "e.g. development items (`duplex-steer organism-dev-items`); play them with "
+                             "`zbb run/sweep --item-bank FILE --audio DIR`")
     parser.set_defaults(func=_cmd_build)
 
 
@@ -189,8 +202,38 @@ def _add_compare(subparsers: Any) -> None:
     parser.set_defaults(func=_cmd_compare)
 
 
+def _cmd_choose(args: argparse.Namespace) -> int:
+    from zbb.sweep_choice import choose_settings, load_summaries, render_choice
+
+    if args.tolerance < 0:
+        raise CliError(f"--tolerance {args.tolerance:g}: a side-effect bound is 0 or more")
+    choice = choose_settings(load_summaries(args.sweeps), tolerance=args.tolerance)
+    text = render_choice(choice, args.sweeps)
+    print(text, end="")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".md").write_text(text, encoding="utf-8")
+        out.with_suffix(".json").write_text(json.dumps(choice, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    return 0 if choice["chosen"] else 1
+
+
+def _add_choose(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "choose", help="choose steering settings from sweeps on development items by a rule fixed in advance",
+        description="Apply one rule to the sweeps (e.g. one per training seed, all on development items: `zbb sweep "
+        "--item-bank FILE`): cells in every sweep whose side effects stay within --tolerance everywhere; the highest "
+        "mean IWOR recovery; ties to the smaller alpha, earlier layer, shorter span (zbb.sweep_choice).")
+    parser.add_argument("sweeps", nargs="+", help="sweep folders (`zbb sweep --out`)")
+    parser.add_argument("--tolerance", type=float, default=0.05,
+                        help="largest side effect allowed (no_interrupt+steer - no_interrupt), default 0.05")
+    parser.add_argument("--out", default=None, help="also write the choice to OUT.json and OUT.md")
+    parser.set_defaults(func=_cmd_choose)
+
+
 SUBCOMMANDS: list[Callable[[Any], None]] = [add_main, _add_items, _add_score, add_run, add_report, _add_build,
-                                            _add_compare, add_sweep, add_import_fdb]
+                                            _add_compare, add_sweep, _add_choose, add_import_fdb]
 
 
 def build_parser() -> argparse.ArgumentParser:

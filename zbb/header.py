@@ -51,8 +51,10 @@ def run_header(run: Mapping[str, Any], model: str | None = None) -> dict[str, An
     random_control = None
     if vector and "interrupt+random" in (run.get("conditions") or []):
         random_control = run.get("random_control") or "one random direction for the whole run (made before per-item draws)"
+    bank = run.get("item_bank")
     return {
         "model": model or run.get("model"), "steering": steering, "random_control": random_control,
+        "item_bank": {"path": bank, "sha256": file_sha256(bank)} if bank else None,
         "vector": vector, "vector_sha256": file_sha256(vector) if vector else None,
         "sampling": "greedy" if run.get("greedy") else f"sampled, seed {run.get('seed', 0)}",
         "repetitions": run.get("repetitions", 1), "scorer": f"ASR {run['asr_model']}" if run.get("asr_model")
@@ -92,6 +94,10 @@ def resolved_run_settings(cfg: dict[str, Any]) -> dict[str, Any]:
 def render_header(header: Mapping[str, Any]) -> str:
     """Markdown lines for the top of a report."""
     lines = [f"- **Model:** {header.get('model')}"]
+    bank = header.get("item_bank")
+    if bank:
+        lines.append(f"- **Items:** `{bank['path']}` (sha256 {bank['sha256'] or 'unknown: file not found'}), "
+                     "not ZBB's item bank: these figures are not ZBB scores")
     s = header.get("steering")
     if s:
         alpha_from = f" ({s['alpha_from']})" if s.get("alpha_from") else ""

@@ -29,7 +29,7 @@ def run_config_from_args(args: argparse.Namespace):
                      alpha=args.alpha, span=args.span, schedule=args.schedule, onset=args.onset,
                      onset_delay_frames=args.onset_delay, rules=rules,
                      greedy=args.greedy, seed=args.seed, repetitions=args.repetitions,
-                     batch_size=args.batch_size, items=args.items, limit=args.limit,
+                     batch_size=args.batch_size, items=args.items, limit=args.limit, item_bank=args.item_bank,
                      asr_model=args.asr_model, audio=args.audio, voice=args.voice, text_prompt=args.text_prompt,
                      dtype=args.dtype, device=args.device)
 
@@ -93,6 +93,10 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--items", nargs="+", default=None, help="item ids (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N items only")
     parser.add_argument("--audio", default=None, help=AUDIO_HELP)
+    parser.add_argument("--item-bank", default=None, metavar="FILE",
+                        help="play the items of FILE (ZBB's format, any number of subjects) instead of ZBB's, with "
+                             "--audio rendered from it (`zbb build --tts ENGINE --item-bank FILE`): development items "
+                             "to choose steering settings on without touching ZBB (default: ZBB's 100 items)")
     add_prompt_args(parser)
     parser.add_argument("--asr-model", default=None,
                         help="score an ASR transcript of the model's audio instead of its text stream: a local "

@@ -52,7 +52,7 @@ from duplex_steer.steering import (
 )
 from duplex_steer.steering.defaults import check_steering_args, resolve_steering
 
-from . import load_items
+from . import ZBBItem, load_items
 from .asr import load_asr, transcribe_scenario
 from .build import load_buffered_query_audio, load_context_audio, load_query_audio
 from .onsets import QueryOnsets, onset_fields
@@ -96,6 +96,7 @@ class RunConfig:
     batch_size: int = 16  # scenarios per batch (whole items: grows to fit one); speed only, not identity
     items: list[str] | None = None
     limit: int | None = None
+    item_bank: str | None = None  # an item file of ZBB's format (e.g. development items); None: ZBB's 100 items
     asr_model: str | None = None  # score an ASR transcript of the model's audio (zbb.asr), not its text
     audio: str | None = None  # a rendering folder (zbb.rendering, `zbb build`); None: the committed zbb/audio
     voice: str | None = None  # conversation start (engine.prompt.build_prompt); None: the model's default
@@ -125,15 +126,21 @@ class RunConfig:
         if self.onset_delay_frames < 0 or (self.onset_delay_frames and self.onset != "oracle"):
             raise RunError(f"--onset-delay {self.onset_delay_frames}: a delay is 0 or more frames, after the oracle "
                            "onset only (--onset oracle); a detector's own latency is measured, not set")
+        if self.item_bank is not None:
+            bank_items(self.item_bank)  # readable and valid, before any model loads
+            if self.audio is None:
+                raise RunError(f"--item-bank {self.item_bank}: its items have no audio in the committed zbb/audio "
+                               "(ZBB's items only); render them with `zbb build --tts ENGINE --item-bank "
+                               f"{self.item_bank} --out DIR` and pass --audio DIR")
         if self.audio is not None:
-            check_audio(self.audio, self.conditions, self.items, self.limit)
+            check_audio(self.audio, self.conditions, self.items, self.limit, self.item_bank)
         check_voice_arg(self.voice)
 
 
 def check_audio(audio: str | Path, conditions: list[str], items: list[str] | None = None,
-                limit: int | None = None) -> dict[str, Any]:
+                limit: int | None = None, item_bank: str | None = None) -> dict[str, Any]:
     """Check a rendering folder holds every file these conditions and items play (before a model loads)."""
-    config = RunConfig(conditions=conditions, items=items, limit=limit)
+    config = RunConfig(conditions=conditions, items=items, limit=limit, item_bank=item_bank)
     selected = list({it["id"]: it for it, _, _ in run_work(config)}.values())
     kinds = ["query", "context"] + (["buffered"] if any(split_condition(c)[0] == "buffered" for c in conditions) else [])
     return validate_rendering(audio, selected, kinds)
@@ -142,7 +149,7 @@ def check_audio(audio: str | Path, conditions: list[str], items: list[str] | Non
 def run_work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
     """Every (item, condition, repetition) of a run, grouped by (item, repetition) (zbb.work's units);
     unknown --items are refused."""
-    items = load_items()
+    items = bank_items(config.item_bank)
     if config.items:
         known = {it["id"] for it in items}
         missing = [i for i in config.items if i not in known]
@@ -153,6 +160,19 @@ def run_work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
         items = items[: config.limit]
     # grouped by (item, repetition): the units that batches and shards keep whole (zbb.work)
     return [(it, c, r) for it in items for r in range(config.repetitions) for c in config.conditions]
+
+
+def bank_items(item_bank: str | Path | None = None) -> list[ZBBItem]:
+    """ZBB's 100 items, or those of another bank in ZBB's format (`item_bank`: any number of subjects, e.g.
+    development items for choosing steering settings without touching ZBB); a bad file is one RunError."""
+    if item_bank is None:
+        return load_items()
+    if not Path(item_bank).is_file():
+        raise RunError(f"--item-bank {item_bank}: file not found (an items.jsonl in ZBB's format, docs/zbb.md)")
+    try:
+        return load_items(item_bank, expected_subjects=None)
+    except ValueError as err:
+        raise RunError(f"--item-bank: {err}") from None
 
 
 class Runner:

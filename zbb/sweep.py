@@ -173,7 +173,8 @@ def summarize_sweep(out_dir: str | Path, label: str | None = None, is_random: bo
         "model": label or config["model"], "is_random": is_random, "caveat": caveat,
         "n_items": max((b["n_items"] for b in baselines.values()), default=0),
         "base": {k: config[k] for k in ("model", "vector", "schedule", "onset", "greedy", "seed", "repetitions",
-                                        "items", "limit", "rules")},
+                                        "items", "limit", "item_bank", "rules")
+                 if k in config},
         "baselines": baselines, "cells": cells, "best": best_cell(cells),
     }
     (out / "sweep.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -227,6 +228,8 @@ def render_sweep(summary: Mapping[str, Any]) -> str:
         lines += [f"**Caveat:** {summary['caveat']}", ""]
     base = summary["base"]
     n = summary["n_items"]
+    if base.get("item_bank"):
+        lines += [f"Items from `{base['item_bank']}`, not ZBB's item bank.", ""]
     lines += [f"{n} item{'s' if n != 1 else ''}; schedule {base['schedule']}, onset {base['onset']}, "
               f"{'greedy' if base['greedy'] else 'sampled'}, seed {base['seed']}. Mean +- standard error over "
               "items. Recovery = (steered - interrupt) / (no_interrupt - interrupt).", "",

@@ -96,7 +96,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev_items(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .world import World
+
+    items = World.load().development_items()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(it) + "\n" for it in items), encoding="utf-8")
+    print(f"wrote {len(items)} development items ({len(items) // 2} training-only subjects, none of ZBB's) to {out}; "
+          f"render them with `zbb build --tts flite --voice awb --item-bank {out} --out DIR`")
+    return 0
+
+
 def register(sub) -> None:
+    p = sub.add_parser("organism-dev-items",
+                       help="write the organism's development items (ZBB's format, training-only subjects)",
+                       description="Items about the organism's training-only subjects, for choosing steering "
+                       "settings with `zbb sweep --item-bank FILE` before any ZBB run (scripts/tune_organism_steering.sh).")
+    p.add_argument("--out", default="runs/organism-dev-items.jsonl", help="items file to write")
+    p.set_defaults(func=cmd_dev_items)
     p = sub.add_parser("train-organism",
                        help="train the CPU model organism (about 33 minutes on 2 cores, 18 with its speech cached)")
     p.add_argument("--out", default="runs/organism", help="checkpoint folder to write")

@@ -139,6 +139,23 @@ class World:
         truth = description in (self.true_description[subject], self.second_truth(subject))
         return Fact(subject, description, truth, (subject, description) in self.zbb_pairs)
 
+    def development_items(self) -> list[dict]:
+        """Items in ZBB's format about the training-only subjects (none is a ZBB subject, alias or fact):
+        per subject its true description and its false one (the false description its silent questions
+        use), the topic drawn once by its name from ZBB's topics. A development bank for choosing steering
+        settings without touching ZBB. Unlike ZBB's facts, these pairs also occur as interruptions in
+        training (`candidate_descriptions`), so the organism may hear them better while talking."""
+        out = []
+        for subject in self.extra_subjects:
+            topic = self.topics[int(np.random.default_rng(self._seed(subject) + 11).integers(len(self.topics)))]
+            false = self.candidate_descriptions(subject)[1][0]
+            for truth, description in ((True, self.true_description[subject]), (False, false)):
+                out.append({"version": self.items[0]["version"], "id": f"{subject}-{'true' if truth else 'false'}",
+                            "subject": subject, "truth": truth, "description": description,
+                            "text": Fact(subject, description, truth, False).question, "aliases": [subject],
+                            "topic": topic, "context": f"Tell me about {topic}."})
+        return out
+
     def monologue_sentences(self, topic: str) -> list[list[str]]:
         return [t.format(t=topic).split() for t in MONOLOGUE_TEMPLATES]
 

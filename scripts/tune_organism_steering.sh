@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Choose the organism's steering settings on development items, never on ZBB (the development protocol,
+# docs/zbb.md "Choosing steering settings"): items about the world's 24 training-only subjects (none is a ZBB
+# subject or fact), rendered in a training voice that ZBB's tables do not use (flite awb), a sweep of layer x
+# alpha per training seed, and one rule applied to both seeds (`zbb choose`, zbb/sweep_choice.py).
+#   bash scripts/tune_organism_steering.sh        # committed organism (seed 0) + seed 1 (evaluate_organism.sh's)
+# Then set duplex_steer/organism/settings.py STEERING_DEFAULTS to the choice and run evaluate_organism.sh.
+# Rerun it to resume: finished sweep cells are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+OUT=${OUT:-runs/organism-dev}
+SEED1=${SEED1:-runs/organism-seed1}
+SPEECH_CACHE=${SPEECH_CACHE:-}
+VOICE=awb                              # a training voice (flite); ZBB's training-voice table uses slt
+ITEMS=$OUT/dev-items.jsonl
+AUDIO=$OUT/flite-$VOICE
+mkdir -p "$OUT"
+$BIN/duplex-steer organism-dev-items --out "$ITEMS"
+[ -f "$AUDIO/manifest.json" ] || $BIN/zbb build --tts flite --voice "$VOICE" --item-bank "$ITEMS" --out "$AUDIO"
+[ -f "$SEED1/model.safetensors" ] || $BIN/duplex-steer train-organism --seed 1 --codec-from duplex_steer/organism/weights \
+    ${SPEECH_CACHE:+--speech-cache "$SPEECH_CACHE"} --out "$SEED1"
+for seed in 0 1; do
+  model=organism
+  [ "$seed" = 1 ] && model=$SEED1
+  # one vector per layer, fitted as zbb main fits its one (the organism's dialogue set, no item of any bank)
+  [ -f "$OUT/vector-seed$seed.safetensors" ] || \
+    $BIN/duplex-steer fit-vector --model "$model" --layers 0 1 2 3 4 5 --batch-size 8 --out "$OUT/vector-seed$seed.safetensors"
+  $BIN/zbb sweep --model "$model" --vector "$OUT/vector-seed$seed.safetensors" --item-bank "$ITEMS" --audio "$AUDIO" \
+      --conditions no_interrupt interrupt interrupt+steer no_interrupt+steer --layers 0 1 2 3 4 5 \
+      --alphas 0.5 1 2 --spans 3 --repetitions 2 --limit 0 --out "$OUT/sweep-seed$seed"
+done
+$BIN/zbb choose "$OUT/sweep-seed0" "$OUT/sweep-seed1" --out "$OUT/choice"

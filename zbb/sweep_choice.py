@@ -1,0 +1,122 @@
+"""Steering settings chosen from sweeps by a rule stated before looking: a development protocol.
+
+Run `zbb sweep` on development items (`--item-bank`, never ZBB's), one sweep per model (e.g. per
+training seed), then `zbb choose SWEEP...` applies one rule to all of them:
+
+1. keep the cells (layer, alpha, span, onset delay) present in every sweep;
+2. drop a cell when, in any sweep that ran `no_interrupt+steer`, steering a turn where nothing is
+   missed moves correctness or IWOR by more than `tolerance` (difference of the condition means);
+3. choose the highest IWOR recovery of `interrupt+steer`, averaged over the sweeps; ties go to the
+   smaller alpha, then the earlier layer, then the shorter span (less intervention first).
+
+ZBB's figures measured at the chosen settings are then measured at settings fixed before any ZBB run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .report import NO_INTERRUPT, STEER
+from .run_folder import RunError
+from .sweep_delay import delay_of
+
+SIDE_EFFECT = "no_interrupt+steer"
+TOLERANCE = 0.05
+RULE = ("cells in every sweep; side effects (no_interrupt+steer - no_interrupt, correctness and IWOR) within "
+        "{tol:g} in every sweep; the highest mean IWOR recovery of interrupt+steer; ties: smaller alpha, earlier "
+        "layer, shorter span")
+
+
+def _key(cell: Mapping[str, Any]) -> tuple[int, float, int, int]:
+    return int(cell["layer"]), float(cell["alpha"]), int(cell["span"]), delay_of(cell)
+
+
+def _mean(stats: Mapping[str, Any] | None, metric: str) -> float | None:
+    entry = (stats or {}).get(metric)
+    return None if entry is None else float(entry["mean"])
+
+
+def side_effects(summary: Mapping[str, Any], cell: Mapping[str, Any]) -> dict[str, float] | None:
+    """{correct, iwor}: no_interrupt+steer minus no_interrupt in one sweep, None when it did not run both."""
+    steered, base = cell["conditions"].get(SIDE_EFFECT), summary["baselines"].get(NO_INTERRUPT)
+    if steered is None or base is None:
+        return None
+    out = {}
+    for metric in ("correct", "iwor"):
+        a, b = _mean(steered, metric), _mean(base, metric)
+        if a is not None and b is not None:
+            out[metric] = a - b
+    return out
+
+
+def choose_settings(summaries: Sequence[Mapping[str, Any]], tolerance: float = TOLERANCE) -> dict[str, Any]:
+    """Apply the module's rule to sweep summaries (`sweep.json`); return the choice and every cell's figures."""
+    if not summaries:
+        raise RunError("choose needs at least one sweep folder")
+    by_sweep = [{_key(c): c for c in s["cells"] if STEER in c["conditions"]} for s in summaries]
+    common = sorted(set.intersection(*(set(cells) for cells in by_sweep)))
+    if not common:
+        raise RunError("no cell with interrupt+steer is in every sweep: sweep the same grid on each model")
+    rows = []
+    for key in common:
+        recoveries = [cells[key]["conditions"][STEER]["recovery"]["iwor"] for cells in by_sweep]
+        effects = [side_effects(s, cells[key]) for s, cells in zip(summaries, by_sweep, strict=True)]
+        within = all(abs(v) <= tolerance + 1e-9 for e in effects if e for v in e.values())
+        known = [r for r in recoveries if r is not None]
+        rows.append({"layer": key[0], "alpha": key[1], "span": key[2], "onset_delay_frames": key[3],
+                     "recovery_iwor": recoveries, "mean_recovery_iwor": sum(known) / len(known) if known else None,
+                     "side_effects": effects, "eligible": within and len(known) == len(recoveries)})
+    eligible = [r for r in rows if r["eligible"]]
+    chosen = None
+    if eligible:
+        best = max(r["mean_recovery_iwor"] for r in eligible)
+        ties = [r for r in eligible if r["mean_recovery_iwor"] >= best - 1e-9]
+        top = min(ties, key=lambda r: (r["alpha"], r["layer"], r["span"], r["onset_delay_frames"]))
+        chosen = {k: top[k] for k in ("layer", "alpha", "span", "onset_delay_frames", "mean_recovery_iwor")}
+    return {"rule": RULE.format(tol=tolerance), "tolerance": tolerance, "chosen": chosen, "cells": rows,
+            "sweeps": [{"model": s["model"], "n_items": s["n_items"], "item_bank": s["base"].get("item_bank")}
+                       for s in summaries]}
+
+
+def load_summaries(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """Each folder's sweep.json (written by `zbb sweep`); one clear error for a folder without one."""
+    out = []
+    for folder in folders:
+        path = Path(folder) / "sweep.json"
+        if not path.is_file():
+            raise RunError(f"{folder}: no sweep.json; run `zbb sweep --out {folder} ...` first")
+        out.append(json.loads(path.read_text(encoding="utf-8")))
+    return out
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    return "n/a" if value is None else (f"{value:+.2f}" if signed else f"{value:.2f}")
+
+
+def render_choice(choice: Mapping[str, Any], names: Sequence[str]) -> str:
+    """Markdown: the rule, one row per cell (recovery and side effects per sweep), the choice."""
+    lines = [f"# Steering settings chosen on {len(names)} sweep{'s' if len(names) != 1 else ''}", "",
+             f"Rule, fixed in advance: {choice['rule']}.", ""]
+    for name, sweep in zip(names, choice["sweeps"], strict=True):
+        bank = f"items `{sweep['item_bank']}`" if sweep["item_bank"] else "**ZBB's items** (not a development set)"
+        lines.append(f"- `{name}`: {sweep['model']}, {sweep['n_items']} items, {bank}")
+    heads = " | ".join(f"recovery {i + 1} | side effects {i + 1} (corr, IWOR)" for i in range(len(names)))
+    lines += ["", f"| layer | alpha | span | delay | {heads} | mean recovery | eligible |",
+              "|" + "---|" * (6 + 2 * len(names))]
+    for r in choice["cells"]:
+        per = " | ".join(f"{_fmt(rec)} | " + (f"{_fmt(e.get('correct'), True)}, {_fmt(e.get('iwor'), True)}" if e
+                                              else "not run")
+                         for rec, e in zip(r["recovery_iwor"], r["side_effects"], strict=True))
+        lines.append(f"| {r['layer']} | {r['alpha']:g} | {r['span']} | {r['onset_delay_frames']} | {per} | "
+                     f"{_fmt(r['mean_recovery_iwor'])} | {'yes' if r['eligible'] else 'no'} |")
+    c = choice["chosen"]
+    lines += ["", f"**Chosen:** layer {c['layer']}, alpha {c['alpha']:g}, span {c['span']}, onset delay "
+              f"{c['onset_delay_frames']} (mean IWOR recovery {c['mean_recovery_iwor']:.2f})." if c else
+              "**No cell is eligible**: every cell's side effects exceed the tolerance somewhere."]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["RULE", "SIDE_EFFECT", "TOLERANCE", "choose_settings", "load_summaries", "render_choice", "side_effects"]
