@@ -12,7 +12,7 @@ from duplex_steer.steering import PerceptionVector
 from zbb.cli import main
 from zbb.runner import RunConfig, RunError, Runner, read_results
 from zbb.scenario import ScenarioRules
-from zbb.sweep import BASELINES, CELLS, DEFAULT_LIMIT, cell_name, plan, plot_sweep, sweep
+from zbb.sweep import BASELINES, CELLS, DEFAULT_LIMIT, cell_name, plan, plot_sweep, render_sweep, sweep
 
 ITEM = "hammers-false"  # the shortest context + query audio: the fewest frames
 RULES = ScenarioRules(interrupt_after_frames=2, quiet_frames=2, max_wait_frames=4, reply_frames=3)
@@ -78,6 +78,9 @@ def test_summary_table_and_heatmaps(swept):
     png = (out / "sweep.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
     assert (out / CELLS / cell_name(2, 4.0, 2) / "report.md").is_file()  # each folder has its own report
+    assert saved["base"]["item_bank"] is None and "not ZBB's item bank" not in md
+    on_dev = {**saved, "base": {**saved["base"], "item_bank": "runs/dev/items.jsonl"}}  # a sweep on development items
+    assert "Items from `runs/dev/items.jsonl`, not ZBB's item bank." in render_sweep(on_dev)
 
 
 def test_resume_redoes_only_what_is_missing_and_loads_no_model_when_done(swept, vector_file, monkeypatch, tiny):
