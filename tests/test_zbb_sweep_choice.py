@@ -11,8 +11,11 @@ from zbb.run_folder import RunError
 from zbb.sweep_choice import choose_settings, render_choice
 
 
-def _cell(layer: int, alpha: float, recovery: float | None, effect: tuple[float, float] | None = (0.0, 0.0)) -> dict:
+def _cell(layer: int, alpha: float, recovery: float | None, effect: tuple[float, float] | None = (0.0, 0.0),
+          random: float | None = None) -> dict:
     conditions = {"interrupt+steer": {"recovery": {"iwor": recovery}}}
+    if random is not None:
+        conditions["interrupt+random"] = {"recovery": {"iwor": random}}
     if effect is not None:
         conditions["no_interrupt+steer"] = {"correct": {"mean": 0.6 + effect[0]}, "iwor": {"mean": 0.8 + effect[1]}}
     return {"layer": layer, "alpha": alpha, "span": 3, "onset_delay_frames": 0, "conditions": conditions}
@@ -33,7 +36,18 @@ def test_the_highest_mean_recovery_among_cells_without_side_effects_in_every_swe
                                 "mean_recovery_iwor": pytest.approx(0.75)}
     assert choose_settings([a, b], tolerance=0.1)["chosen"]["layer"] == 4  # within a looser bound
     md = render_choice(choice, ["s0", "s1"])
-    assert "**Chosen:** layer 5, alpha 2, span 3" in md and "| 4 | 1 | 3 | 0 | 0.90 | +0.00, +0.08 |" in md
+    assert "**Chosen:** layer 5, alpha 2, span 3" in md and "| 4 | 1 | 3 | 0 | 0.90 | not run | +0.00, +0.08 |" in md
+
+
+def test_a_cell_whose_random_direction_also_recovers_is_not_chosen() -> None:
+    a = _summary([_cell(2, 1, 0.8, random=0.05), _cell(1, 2, 1.0, random=0.36)])
+    b = _summary([_cell(2, 1, 0.7, random=0.20), _cell(1, 2, 1.1, random=0.10)])
+    choice = choose_settings([a, b])
+    assert [c["eligible"] for c in choice["cells"]] == [False, True]  # layer 1: 0.36 >= 0.25 in the first sweep
+    assert choice["chosen"]["layer"] == 2 and choice["cells"][1]["random_recovery_iwor"] == [0.05, 0.20]
+    assert choose_settings([a, b], control_bound=0.4)["chosen"]["layer"] == 1
+    assert "| 2 | 1 | 3 | 0 | 0.80 | 0.05 | +0.00, +0.00 | 0.70 | 0.20 |" in render_choice(choice, ["a", "b"])
+    assert "random control's IWOR recovery below 0.25" in choice["rule"]
 
 
 def test_ties_go_to_less_intervention_and_missing_figures_are_not_chosen() -> None:

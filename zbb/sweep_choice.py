@@ -6,6 +6,10 @@ training seed), then `zbb choose SWEEP...` applies one rule to all of them:
 1. keep the cells (layer, alpha, span, onset delay) present in every sweep;
 2. drop a cell when, in any sweep that ran `no_interrupt+steer`, steering a turn where nothing is
    missed moves correctness or IWOR by more than `tolerance` (difference of the condition means);
+   and when, in any sweep that ran `interrupt+random`, a random direction of the vector's norm
+   recovers `control_bound` (0.25) of the IWOR gap or more: the setting must be specific to the vector
+   (added 2026-12-03 after the rule without it chose alpha 2, whose random control recovered 0.36 on
+   ZBB's held-out rendering: model card, "Steering settings");
 3. choose the highest IWOR recovery of `interrupt+steer`, averaged over the sweeps; ties go to the
    smaller alpha, then the earlier layer, then the shorter span (less intervention first).
 
@@ -24,9 +28,11 @@ from .run_folder import RunError
 from .sweep_delay import delay_of
 
 SIDE_EFFECT = "no_interrupt+steer"
+CONTROL = "interrupt+random"
 TOLERANCE = 0.05
+CONTROL_BOUND = 0.25  # the issue's bound on a control's recovery
 RULE = ("cells in every sweep; side effects (no_interrupt+steer - no_interrupt, correctness and IWOR) within "
-        "{tol:g} in every sweep; the highest mean IWOR recovery of interrupt+steer; ties: smaller alpha, earlier "
+        "{tol:g} and the random control's IWOR recovery below {bound:g} in every sweep that ran them; the highest mean IWOR recovery of interrupt+steer; ties: smaller alpha, earlier "
         "layer, shorter span")
 
 
@@ -52,7 +58,14 @@ def side_effects(summary: Mapping[str, Any], cell: Mapping[str, Any]) -> dict[st
     return out
 
 
-def choose_settings(summaries: Sequence[Mapping[str, Any]], tolerance: float = TOLERANCE) -> dict[str, Any]:
+def control_recovery(cell: Mapping[str, Any]) -> float | None:
+    """The random control's IWOR recovery in one sweep's cell, None when it did not run (or no gap)."""
+    control = cell["conditions"].get(CONTROL)
+    return None if control is None else control["recovery"]["iwor"]
+
+
+def choose_settings(summaries: Sequence[Mapping[str, Any]], tolerance: float = TOLERANCE,
+                    control_bound: float = CONTROL_BOUND) -> dict[str, Any]:
     """Apply the module's rule to sweep summaries (`sweep.json`); return the choice and every cell's figures."""
     if not summaries:
         raise RunError("choose needs at least one sweep folder")
@@ -64,11 +77,14 @@ def choose_settings(summaries: Sequence[Mapping[str, Any]], tolerance: float = T
     for key in common:
         recoveries = [cells[key]["conditions"][STEER]["recovery"]["iwor"] for cells in by_sweep]
         effects = [side_effects(s, cells[key]) for s, cells in zip(summaries, by_sweep, strict=True)]
+        controls = [control_recovery(cells[key]) for cells in by_sweep]
         within = all(abs(v) <= tolerance + 1e-9 for e in effects if e for v in e.values())
+        specific = all(c < control_bound for c in controls if c is not None)
         known = [r for r in recoveries if r is not None]
         rows.append({"layer": key[0], "alpha": key[1], "span": key[2], "onset_delay_frames": key[3],
                      "recovery_iwor": recoveries, "mean_recovery_iwor": sum(known) / len(known) if known else None,
-                     "side_effects": effects, "eligible": within and len(known) == len(recoveries)})
+                     "side_effects": effects, "random_recovery_iwor": controls,
+                     "eligible": within and specific and len(known) == len(recoveries)})
     eligible = [r for r in rows if r["eligible"]]
     chosen = None
     if eligible:
@@ -76,7 +92,8 @@ def choose_settings(summaries: Sequence[Mapping[str, Any]], tolerance: float = T
         ties = [r for r in eligible if r["mean_recovery_iwor"] >= best - 1e-9]
         top = min(ties, key=lambda r: (r["alpha"], r["layer"], r["span"], r["onset_delay_frames"]))
         chosen = {k: top[k] for k in ("layer", "alpha", "span", "onset_delay_frames", "mean_recovery_iwor")}
-    return {"rule": RULE.format(tol=tolerance), "tolerance": tolerance, "chosen": chosen, "cells": rows,
+    return {"rule": RULE.format(tol=tolerance, bound=control_bound), "tolerance": tolerance,
+            "control_bound": control_bound, "chosen": chosen, "cells": rows,
             "sweeps": [{"model": s["model"], "n_items": s["n_items"], "item_bank": s["base"].get("item_bank")}
                        for s in summaries]}
 
@@ -103,20 +120,23 @@ def render_choice(choice: Mapping[str, Any], names: Sequence[str]) -> str:
     for name, sweep in zip(names, choice["sweeps"], strict=True):
         bank = f"items `{sweep['item_bank']}`" if sweep["item_bank"] else "**ZBB's items** (not a development set)"
         lines.append(f"- `{name}`: {sweep['model']}, {sweep['n_items']} items, {bank}")
-    heads = " | ".join(f"recovery {i + 1} | side effects {i + 1} (corr, IWOR)" for i in range(len(names)))
+    heads = " | ".join(f"recovery {i + 1} | random {i + 1} | side effects {i + 1} (corr, IWOR)"
+                       for i in range(len(names)))
     lines += ["", f"| layer | alpha | span | delay | {heads} | mean recovery | eligible |",
-              "|" + "---|" * (6 + 2 * len(names))]
+              "|" + "---|" * (6 + 3 * len(names))]
     for r in choice["cells"]:
-        per = " | ".join(f"{_fmt(rec)} | " + (f"{_fmt(e.get('correct'), True)}, {_fmt(e.get('iwor'), True)}" if e
-                                              else "not run")
-                         for rec, e in zip(r["recovery_iwor"], r["side_effects"], strict=True))
+        controls = r.get("random_recovery_iwor") or [None] * len(names)
+        per = " | ".join(f"{_fmt(rec)} | {_fmt(ctl) if ctl is not None else 'not run'} | "
+                         + (f"{_fmt(e.get('correct'), True)}, {_fmt(e.get('iwor'), True)}" if e else "not run")
+                         for rec, ctl, e in zip(r["recovery_iwor"], controls, r["side_effects"], strict=True))
         lines.append(f"| {r['layer']} | {r['alpha']:g} | {r['span']} | {r['onset_delay_frames']} | {per} | "
                      f"{_fmt(r['mean_recovery_iwor'])} | {'yes' if r['eligible'] else 'no'} |")
     c = choice["chosen"]
     lines += ["", f"**Chosen:** layer {c['layer']}, alpha {c['alpha']:g}, span {c['span']}, onset delay "
               f"{c['onset_delay_frames']} (mean IWOR recovery {c['mean_recovery_iwor']:.2f})." if c else
-              "**No cell is eligible**: every cell's side effects exceed the tolerance somewhere."]
+              "**No cell is eligible**: every cell's side effects or random control exceed their bounds somewhere."]
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["RULE", "SIDE_EFFECT", "TOLERANCE", "choose_settings", "load_summaries", "render_choice", "side_effects"]
+__all__ = ["CONTROL", "CONTROL_BOUND", "RULE", "SIDE_EFFECT", "TOLERANCE", "choose_settings", "control_recovery",
+           "load_summaries", "render_choice", "side_effects"]

@@ -9,7 +9,9 @@ from __future__ import annotations
 from ..engine.spec import ModelSpec
 
 # Steering settings for the organism, fixed in advance from the CPU prototype (REFERENCE.md section 7:
-# layer 2 of 6, 3 frames, linear decay, alpha 1 x the mean difference), not tuned on ZBB.
+# layer 2 of 6, 3 frames, linear decay, alpha 1 x the mean difference), not tuned on ZBB. The development
+# protocol's first choice (layer 1, alpha 2; scripts/tune_organism_steering.sh) failed the random control on
+# ZBB and was not adopted (model card, "Steering settings").
 STEERING_DEFAULTS = {"layer": 2, "alpha": 1.0, "span": 3}
 ORGANISM_NOTE = ("organism: a 4.2M-parameter model trained on CPU on a synthetic toy world; it shows mechanisms "
                  "at small scale, never figures about Moshi or PersonaPlex")
