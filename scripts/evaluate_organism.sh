@@ -17,11 +17,9 @@ HELD_OUT=zbb/renderings/festival-slt-hts   # the held-out engine (festival): nev
 TRAINING=zbb/renderings/flite-slt          # flite slt, a training voice (sentence by sentence, as trained)
 mkdir -p "$OUT"
 SPEECH_CACHE=${SPEECH_CACHE:-}              # a folder: seed 1 reuses the speech seed 0's training rendered there
-[ -f "$SEED1/model.safetensors" ] || $BIN/duplex-steer train-organism --seed 1 --codec-from duplex_steer/organism/weights \
-    ${SPEECH_CACHE:+--speech-cache "$SPEECH_CACHE"} --out "$SEED1"
+source scripts/organism_seed1.sh             # trains seed 1 into $SEED1 unless there; model_for_seed S
 for seed in 0 1; do
-  model=organism
-  [ "$seed" = 1 ] && model=$SEED1
+  model=$(model_for_seed "$seed")
   # ZBB, every condition and control, vector fitted on the organism's dialogue set (a training voice)
   # a finished run (its report.json) is kept: rerunning the script resumes where it stopped
   [ -f "$OUT/zbb-held-out-seed$seed/report.json" ] || \
@@ -34,8 +32,7 @@ done
 MUTED=$OUT/muted-festival-slt-hts
 [ -f "$MUTED/manifest.json" ] || $BIN/zbb build --mute-subject "$HELD_OUT" --out "$MUTED"
 for seed in 0 1; do
-  model=organism
-  [ "$seed" = 1 ] && model=$SEED1
+  model=$(model_for_seed "$seed")
   [ -f "$OUT/zbb-muted-seed$seed/report.json" ] || \
     $BIN/zbb main --model "$model" --audio "$MUTED" --out "$OUT/zbb-muted-seed$seed"
 done
@@ -44,8 +41,7 @@ done
 # (gaps 0.4 s and 12 s: the organism talks right after "Tell me about X", so the short gap finds it talking and
 # the long one silent again; pairs are by the state measured at each onset, see docs/probes.md)
 for seed in 0 1; do
-  model=organism
-  [ "$seed" = 1 ] && model=$SEED1
+  model=$(model_for_seed "$seed")
   # the vector the ZBB runs steered with (zbb main's fit; `duplex-steer fit-vector --model "$model"` fits the same)
   $BIN/duplex-steer analyze --model "$model" --audio audio_fixtures/organism_interruption.flac --pairs 50 \
       --gaps 0.4 12 --pairs-audio "$HELD_OUT" --steer-vector "$OUT/zbb-held-out-seed$seed/perception_vector.safetensors" \

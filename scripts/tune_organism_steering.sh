@@ -19,11 +19,9 @@ AUDIO=$OUT/flite-$VOICE
 mkdir -p "$OUT"
 $BIN/duplex-steer organism-dev-items --out "$ITEMS"
 [ -f "$AUDIO/manifest.json" ] || $BIN/zbb build --tts flite --voice "$VOICE" --item-bank "$ITEMS" --out "$AUDIO"
-[ -f "$SEED1/model.safetensors" ] || $BIN/duplex-steer train-organism --seed 1 --codec-from duplex_steer/organism/weights \
-    ${SPEECH_CACHE:+--speech-cache "$SPEECH_CACHE"} --out "$SEED1"
+source scripts/organism_seed1.sh             # trains seed 1 into $SEED1 unless there; model_for_seed S
 for seed in 0 1; do
-  model=organism
-  [ "$seed" = 1 ] && model=$SEED1
+  model=$(model_for_seed "$seed")
   # one vector per layer, fitted as zbb main fits its one (the organism's dialogue set, no item of any bank)
   [ -f "$OUT/vector-seed$seed.safetensors" ] || \
     $BIN/duplex-steer fit-vector --model "$model" --layers 0 1 2 3 4 5 --batch-size 8 --out "$OUT/vector-seed$seed.safetensors"
