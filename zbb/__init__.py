@@ -132,4 +132,18 @@ def load_items(path: str | Path = ITEMS_PATH, expected_subjects: int | None = N_
     return items
 
 
-__all__ = ["ITEMS_PATH", "ITEM_BANK_VERSION", "N_SUBJECTS", "ZBBItem", "load_items"]
+def load_bank(path: str | Path | None = None) -> list[ZBBItem]:
+    """ZBB's 100 items (None), or those of another bank in ZBB's format (any number of subjects, e.g.
+    development items for choosing steering settings without touching ZBB); a bad file is one ValueError
+    that names the option."""
+    if path is None:
+        return load_items()
+    if not Path(path).is_file():
+        raise ValueError(f"--item-bank {path}: file not found (an items.jsonl in ZBB's format, docs/zbb.md)")
+    try:
+        return load_items(path, expected_subjects=None)
+    except ValueError as err:
+        raise ValueError(f"--item-bank: {err}") from None
+
+
+__all__ = ["ITEMS_PATH", "ITEM_BANK_VERSION", "N_SUBJECTS", "ZBBItem", "load_bank", "load_items"]

@@ -20,7 +20,7 @@ from typing import Any
 
 from duplex_steer.errors import DuplexSteerError
 from duplex_steer.threads import add_threads_to_subcommands, configure_from_args, passive_wait
-from zbb import ITEM_BANK_VERSION, ITEMS_PATH, ZBBItem, load_items
+from zbb import ITEM_BANK_VERSION, ITEMS_PATH, ZBBItem, load_bank, load_items
 from zbb.replies import read_replies, score_rows
 from zbb.run_commands import (
     ALL_CONDITIONS,
@@ -111,9 +111,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     bank = ITEMS_PATH
     if args.item_bank:  # checked (and a custom bank's subjects counted) before anything is rendered
-        from zbb.runner import bank_items
-
-        bank_items(args.item_bank)
+        load_bank(args.item_bank)
         bank = Path(args.item_bank)
         if not (args.out or args.from_recordings):
             raise CliError("--item-bank renders another bank's items: give --out DIR (zbb/renderings holds ZBB's)")

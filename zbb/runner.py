@@ -52,7 +52,7 @@ from duplex_steer.steering import (
 )
 from duplex_steer.steering.defaults import check_steering_args, resolve_steering
 
-from . import ZBBItem, load_items
+from . import load_bank
 from .asr import load_asr, transcribe_scenario
 from .build import load_buffered_query_audio, load_context_audio, load_query_audio
 from .onsets import QueryOnsets, onset_fields
@@ -127,7 +127,7 @@ class RunConfig:
             raise RunError(f"--onset-delay {self.onset_delay_frames}: a delay is 0 or more frames, after the oracle "
                            "onset only (--onset oracle); a detector's own latency is measured, not set")
         if self.item_bank is not None:
-            bank_items(self.item_bank)  # readable and valid, before any model loads
+            load_bank(self.item_bank)  # readable and valid, before any model loads
             if self.audio is None:
                 raise RunError(f"--item-bank {self.item_bank}: its items have no audio in the committed zbb/audio "
                                "(ZBB's items only); render them with `zbb build --tts ENGINE --item-bank "
@@ -149,7 +149,7 @@ def check_audio(audio: str | Path, conditions: list[str], items: list[str] | Non
 def run_work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
     """Every (item, condition, repetition) of a run, grouped by (item, repetition) (zbb.work's units);
     unknown --items are refused."""
-    items = bank_items(config.item_bank)
+    items = load_bank(config.item_bank)
     if config.items:
         known = {it["id"] for it in items}
         missing = [i for i in config.items if i not in known]
@@ -160,19 +160,6 @@ def run_work(config: RunConfig) -> list[tuple[dict[str, Any], str, int]]:
         items = items[: config.limit]
     # grouped by (item, repetition): the units that batches and shards keep whole (zbb.work)
     return [(it, c, r) for it in items for r in range(config.repetitions) for c in config.conditions]
-
-
-def bank_items(item_bank: str | Path | None = None) -> list[ZBBItem]:
-    """ZBB's 100 items, or those of another bank in ZBB's format (`item_bank`: any number of subjects, e.g.
-    development items for choosing steering settings without touching ZBB); a bad file is one RunError."""
-    if item_bank is None:
-        return load_items()
-    if not Path(item_bank).is_file():
-        raise RunError(f"--item-bank {item_bank}: file not found (an items.jsonl in ZBB's format, docs/zbb.md)")
-    try:
-        return load_items(item_bank, expected_subjects=None)
-    except ValueError as err:
-        raise RunError(f"--item-bank: {err}") from None
 
 
 class Runner:

@@ -172,9 +172,8 @@ def summarize_sweep(out_dir: str | Path, label: str | None = None, is_random: bo
     summary = {
         "model": label or config["model"], "is_random": is_random, "caveat": caveat,
         "n_items": max((b["n_items"] for b in baselines.values()), default=0),
-        "base": {k: config[k] for k in ("model", "vector", "schedule", "onset", "greedy", "seed", "repetitions",
-                                        "items", "limit", "item_bank", "rules")
-                 if k in config},
+        "base": {k: config.get(k) for k in ("model", "vector", "schedule", "onset", "greedy", "seed", "repetitions",
+                                            "items", "limit", "item_bank", "rules")},  # item_bank: None before the option
         "baselines": baselines, "cells": cells, "best": best_cell(cells),
     }
     (out / "sweep.json").write_text(json.dumps(summary, indent=1) + "\n")

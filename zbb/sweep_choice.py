@@ -32,8 +32,8 @@ CONTROL = "interrupt+random"
 TOLERANCE = 0.05
 CONTROL_BOUND = 0.25  # the bound on a control's recovery
 RULE = ("cells in every sweep; side effects (no_interrupt+steer - no_interrupt, correctness and IWOR) within "
-        "{tol:g} and the random control's IWOR recovery below {bound:g} in every sweep that ran them; the highest mean IWOR recovery of interrupt+steer; ties: smaller alpha, earlier "
-        "layer, shorter span")
+        "{tol:g} and the random control's IWOR recovery below {bound:g} in every sweep that ran them; the highest "
+        "mean IWOR recovery of interrupt+steer; ties: smaller alpha, earlier layer, shorter span")
 
 
 def _key(cell: Mapping[str, Any]) -> tuple[int, float, int, int]:
@@ -125,10 +125,10 @@ def render_choice(choice: Mapping[str, Any], names: Sequence[str]) -> str:
     lines += ["", f"| layer | alpha | span | delay | {heads} | mean recovery | eligible |",
               "|" + "---|" * (6 + 3 * len(names))]
     for r in choice["cells"]:
-        controls = r.get("random_recovery_iwor") or [None] * len(names)
         per = " | ".join(f"{_fmt(rec)} | {_fmt(ctl) if ctl is not None else 'not run'} | "
                          + (f"{_fmt(e.get('correct'), True)}, {_fmt(e.get('iwor'), True)}" if e else "not run")
-                         for rec, ctl, e in zip(r["recovery_iwor"], controls, r["side_effects"], strict=True))
+                         for rec, ctl, e in zip(r["recovery_iwor"], r["random_recovery_iwor"], r["side_effects"],
+                                                strict=True))
         lines.append(f"| {r['layer']} | {r['alpha']:g} | {r['span']} | {r['onset_delay_frames']} | {per} | "
                      f"{_fmt(r['mean_recovery_iwor'])} | {'yes' if r['eligible'] else 'no'} |")
     c = choice["chosen"]
