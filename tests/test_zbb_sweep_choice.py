@@ -78,3 +78,10 @@ def test_cli_writes_the_choice_and_says_when_a_sweep_ran_on_zbb(tmp_path, capsys
     assert (tmp_path / "c.md").read_text().startswith("# Steering settings chosen on 2 sweeps")
     assert zbb_main(["choose", str(tmp_path / "none")]) == 2
     assert "no sweep.json" in capsys.readouterr().err
+    assert zbb_main(["choose", str(tmp_path / "dev"), "--control-bound", "-0.1"]) == 2
+    assert "--tolerance and --control-bound are bounds: 0 or more" in capsys.readouterr().err
+    none_eligible = tmp_path / "bad"
+    none_eligible.mkdir()
+    (none_eligible / "sweep.json").write_text(json.dumps(_summary([_cell(2, 1, 0.7, random=0.5)])))
+    assert zbb_main(["choose", str(none_eligible)]) == 1  # ran, but nothing may be chosen
+    assert "No cell is eligible" in capsys.readouterr().out
