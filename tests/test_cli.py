@@ -159,7 +159,7 @@ def _no_model_load(monkeypatch):
     monkeypatch.setattr(duplex_steer.models, "load", refuse)
 
 
-def _organism_vector(tmp_path, layers=(2,)):
+def _organism_vector(tmp_path, layers=(5,)):
     import torch
 
     from duplex_steer.steering import PerceptionVector
@@ -190,7 +190,7 @@ def test_steer_checks_its_inputs_before_the_model_loads(tmp_path, capsys, monkey
     assert _err(capsys) == ("duplex-steer steer: error: --layer 9: the model this vector was fitted on has 6 layers "
                             "(0..5); pick one of them")
     assert main([*steer, "--layer", "3"]) == 2
-    assert "the vector holds layers [2]; steer at one of them, or fit a vector at this layer with " \
+    assert "the vector holds layers [5]; steer at one of them, or fit a vector at this layer with " \
            "`duplex-steer fit-vector --layers 3`" in _err(capsys)
     assert main([*steer, "--alpha", "-2"]) == 2
     assert "--alpha -2 is negative" in (err := _err(capsys)) and "--allow-negative-alpha" in err
@@ -217,12 +217,12 @@ def test_steer_negative_alpha_runs_when_asked_and_records_its_settings(tmp_path,
     argv = ["steer", "--vector", vec, "--audio", wav, "--out", str(out), "--onset-s", "0.4", "--greedy", "--no-snap"]
     assert main([*argv, "--alpha", "-1", "--allow-negative-alpha"]) == 0
     steering = json.loads((out / "result.json").read_text())["steering"]
-    assert (steering["layer"], steering["alpha"], steering["span"]) == (2, -1.0, 3)
+    assert (steering["layer"], steering["alpha"], steering["span"]) == (5, -1.0, 3)
     assert steering["from"] == {"layer": "the model's default", "alpha": "--alpha", "span": "the model's default"}
     assert main(argv) == 0  # the organism's own alpha
     result = json.loads((out / "result.json").read_text())
     assert result["steering"]["alpha"] == 1.0 and result["note"].startswith("organism: a 4.2M-parameter model")
-    assert "steering: layer 2 (the model's default), alpha 1 (the model's default)" in capsys.readouterr().err
+    assert "steering: layer 5 (the model's default), alpha 1 (the model's default)" in capsys.readouterr().err
 
 
 def test_recordings_past_the_length_limit_are_refused_unless_lifted(tmp_path, capsys, monkeypatch):

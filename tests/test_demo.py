@@ -368,6 +368,11 @@ def test_upload_in_an_engine_voice_gets_a_reply_about_the_question(served, clien
         onset, query_end = _asked_while_silent(model, prompt, *_engine_speech(engine, item), path,
                                                *UPLOAD_FORMATS[engine])
     steer = default_steering(model)
+    # as a user switching from the served model (tiny, 4 layers) would: Load sets the layer slider's range to the
+    # organism's 6 layers and its default layer (5), out of tiny's range
+    _, layer_update, loaded = client.predict("organism", "", api_name="/load_model")
+    assert loaded.startswith("loaded organism"), loaded
+    assert (layer_update["maximum"], layer_update["value"]) == (5, steer["layer"]), layer_update
     out = unpack(run(client, model="organism", source=demo.SOURCE_USER, audio=handle_file(str(path)),
                      interruption=onset * FRAME_SAMPLES / SAMPLE_RATE, layer=steer["layer"], alpha=steer["alpha"],
                      span=steer["span"]))

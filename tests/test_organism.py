@@ -337,10 +337,10 @@ def test_main_job_runs_on_the_organism_by_default(tmp_path) -> None:
     assert "toy world" in (tmp_path / "report.md").read_text()
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["config"]["model"] == "organism" and saved["config"]["alpha"] is None  # the model's default
-    assert {k: saved["steering"][k] for k in ("layer", "alpha", "span")} == {"layer": 2, "alpha": 1.0, "span": 3}
+    assert {k: saved["steering"][k] for k in ("layer", "alpha", "span")} == {"layer": 5, "alpha": 1.0, "span": 3}
     from duplex_steer.steering import PerceptionVector
 
-    assert PerceptionVector.load(tmp_path / "perception_vector.safetensors").layers == [2]
+    assert PerceptionVector.load(tmp_path / "perception_vector.safetensors").layers == [5]
 
 
 def test_steering_catches_interruptions_in_the_held_out_engines_voice(tmp_path) -> None:

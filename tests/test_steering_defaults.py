@@ -24,7 +24,7 @@ def _model(num_layers: int, own: dict | None = None):
 def test_defaults_the_organism_its_own_a_32_layer_model_the_papers():
     from duplex_steer import load
 
-    assert default_steering(load("organism")) == {"layer": 2, "alpha": 1.0, "span": 3}
+    assert default_steering(load("organism")) == {"layer": 5, "alpha": 1.0, "span": 3}
     assert default_steering(_model(32)) == {"layer": 23, "alpha": 5.5, "span": 3}
     assert default_steering(load("tiny")) == {"layer": 3, "alpha": 5.5, "span": 3}  # 4 layers: round(23/32 x 4)
     assert [default_steering_layer(n) for n in (1, 4, 6, 32, 40)] == [0, 3, 4, 23, 29]

@@ -245,7 +245,7 @@ ITEM_ARGS = ["--items", "penguins-false", "--interrupt-after", "2", "--quiet-fra
              "--reply-frames", "3", "--greedy"]
 
 
-def _organism_vector(tmp_path, layers=(2,)):
+def _organism_vector(tmp_path, layers=(5,)):
     import torch
 
     from duplex_steer.steering import PerceptionVector
@@ -294,10 +294,10 @@ def test_run_on_the_organism_records_its_steering_and_caveat(tmp_path, capsys):
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["alpha"] is None and config["steering"] == {
-        "layer": 2, "alpha": 1.0, "span": 3,
+        "layer": 5, "alpha": 1.0, "span": 3,
         "from": {"layer": "the model's default", "alpha": "the model's default", "span": "the model's default"}}
     report = (out / "report.md").read_text()
-    assert ("- **Steering:** layer 2 (the model's default), alpha 1.0 (the model's default), span 3 frames "
+    assert ("- **Steering:** layer 5 (the model's default), alpha 1.0 (the model's default), span 3 frames "
             "(the model's default), linear schedule") in report
     assert "organism: a 4.2M-parameter model trained on CPU on a synthetic toy world" in report
     assert json.loads((out / "report.json").read_text())["caveat"].startswith("organism: a 4.2M-parameter")

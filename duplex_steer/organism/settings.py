@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from ..engine.spec import ModelSpec
 
-# Steering settings for the organism, fixed in advance from the CPU prototype (REFERENCE.md section 7:
-# layer 2 of 6, 3 frames, linear decay, alpha 1 x the mean difference), not tuned on ZBB. The development
-# protocol's first choice (layer 1, alpha 2; scripts/tune_organism_steering.sh) failed the random control on
-# ZBB and was not adopted (model card, "Steering settings").
-STEERING_DEFAULTS = {"layer": 2, "alpha": 1.0, "span": 3}
+# Steering settings for the organism, chosen without ZBB by the development protocol
+# (scripts/tune_organism_steering.sh: 48 items about training-only subjects, both seeds, `zbb choose` with the
+# side-effect and random-control bounds): layer 5 of 6, 3 frames, linear decay, alpha 1 x the mean difference.
+# Until 2026-12-03 the default was layer 2, alpha 1, fixed in advance from the CPU prototype; the protocol's
+# first rule chose layer 1, alpha 2, which failed the random control on ZBB and was not adopted (model card,
+# "Steering settings").
+STEERING_DEFAULTS = {"layer": 5, "alpha": 1.0, "span": 3}
 ORGANISM_NOTE = ("organism: a 4.2M-parameter model trained on CPU on a synthetic toy world; it shows mechanisms "
                  "at small scale, never figures about Moshi or PersonaPlex")
 

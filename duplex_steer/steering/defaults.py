@@ -2,8 +2,8 @@
 
 The rule, for every command and the library:
 
-- a model that carries its own settings (`model.steering_defaults`): those. The organism does: layer 2
-  of 6, alpha 1.0, span 3, fixed in advance from the CPU prototype, not tuned on ZBB;
+- a model that carries its own settings (`model.steering_defaults`): those. The organism does: layer 5
+  of 6, alpha 1.0, span 3, chosen on development items (not ZBB's) by `zbb choose`;
 - any other model: the paper's settings for a 32-layer Moshi / PersonaPlex, layer 23, alpha 5.5 and a
   span of 3 frames, with the layer scaled to the model's depth: round(23 / 32 x depth), at most the last.
 
@@ -61,7 +61,7 @@ class SteeringSettings:
         return {"layer": self.layer, "alpha": self.alpha, "span": self.span, "from": dict(self.sources)}
 
     def line(self) -> str:
-        """One line for logs: 'steering: layer 2 (the model's default), alpha 1 (...), span 3 (...)'."""
+        """One line for logs: 'steering: layer 5 (the model's default), alpha 1 (...), span 3 (...)'."""
         parts = [f"{k} {getattr(self, k):g} ({self.sources.get(k, MODEL_DEFAULT)})" for k in ("layer", "alpha", "span")]
         return "steering: " + ", ".join(parts)
 
