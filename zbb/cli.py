@@ -203,8 +203,9 @@ def _add_compare(subparsers: Any) -> None:
 def _cmd_choose(args: argparse.Namespace) -> int:
     from zbb.sweep_choice import choose_settings, load_summaries, render_choice
 
-    if args.tolerance < 0 or args.control_bound < 0:
-        raise CliError("--tolerance and --control-bound are bounds: 0 or more")
+    for option, bound in (("--tolerance", args.tolerance), ("--control-bound", args.control_bound)):
+        if bound < 0:
+            raise CliError(f"{option} {bound:g}: --tolerance and --control-bound are bounds: 0 or more")
     choice = choose_settings(load_summaries(args.sweeps), tolerance=args.tolerance, control_bound=args.control_bound)
     text = render_choice(choice, args.sweeps)
     print(text, end="")
