@@ -46,14 +46,17 @@ class Browser:
     """Just enough of the Chrome DevTools Protocol: evaluate JavaScript, resize, screenshot."""
 
     def __init__(self, executable: str, profile: Path, extra_flags: tuple[str, ...] = ()):
-        self.proc = subprocess.Popen([executable, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = profile / "chromium.log"
+        with log.open("wb") as sink:
+            self.proc = subprocess.Popen([executable, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
+                                         stdout=sink, stderr=subprocess.STDOUT)
         port_file = profile / "DevToolsActivePort"
-        deadline = time.time() + 30
+        deadline = time.time() + 90  # a cold first start on a loaded CI machine is slow
         while not (port_file.is_file() and len(port_file.read_text().split()) >= 2):
             if time.time() > deadline or self.proc.poll() is not None:
                 self.close()
-                raise RuntimeError("chromium did not open its DevTools port")
+                tail = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"chromium did not open its DevTools port; its output ends:\n{tail}")
             time.sleep(0.1)
         port = port_file.read_text().split()[0]
         targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
@@ -196,7 +199,16 @@ def test_page_runs_a_zbb_item_and_shows_both_outputs(url, browser, tmp_path_fact
 
 # --- the microphone: Chromium's fake capture device plays a speech file into Gradio's recorder -------------
 RECORD_SECONDS = 5.0  # past the default interruption time (3.2 s), the oracle onset
-CLICK = "Array.from(document.querySelectorAll(%s)).filter(b => b.offsetParent !== null).find(b => %s).click()"
+VISIBLE = "Array.from(document.querySelectorAll(%s)).filter(b => b.offsetParent !== null).find(b => %s)"
+
+
+def click_when_visible(browser: Browser, selector: str, predicate: str, what: str, timeout: float = 30) -> None:
+    """Click the first visible element matching selector and predicate, polling until it is there.
+
+    One expression finds and clicks, so an element that exists but is not laid out yet (Gradio renders
+    the recorder's buttons in steps) is waited for rather than clicked as undefined."""
+    found = VISIBLE % (selector, predicate)
+    browser.wait_for(f"(() => {{ const b = {found}; if (!b) return false; b.click(); return true; }})()", timeout, what)
 
 
 @pytest.fixture()
@@ -236,15 +248,17 @@ def test_microphone_recording_reaches_the_run(url, microphone_speech):
             browser.call("Page.enable")
             browser.call("Page.navigate", url=url)
             browser.wait_for(f"!!{RUN_BUTTON}", 60, "the Run button")
-            browser.js(CLICK % ("'input[type=radio]'", "b.value.startsWith('Your recording')"))
-            browser.wait_for("!!document.querySelector('#user-audio button[aria-label=\"Record audio\"]')", 30,
-                             "the recording's source buttons")
-            browser.js(CLICK % ("'#user-audio button'", "b.getAttribute('aria-label') === 'Record audio'"))
-            browser.wait_for("!!document.querySelector('#user-audio button.record-button')", 30, "the Record button")
-            browser.js(CLICK % ("'#user-audio button'", "b.classList.contains('record-button')"))
-            browser.wait_for("!!document.querySelector('#user-audio button.stop-button')", 30, "recording to start")
+            click_when_visible(browser, "'input[type=radio]'", "b.value.startsWith('Your recording')",
+                               "the 'Your recording' choice")
+            click_when_visible(browser, "'#user-audio button'", "b.getAttribute('aria-label') === 'Record audio'",
+                               "the recording's 'Record audio' source button")
+            click_when_visible(browser, "'#user-audio button'", "b.classList.contains('record-button')",
+                               "the Record button")
+            stop_button = VISIBLE % ("'#user-audio button'", "b.classList.contains('stop-button')")
+            browser.wait_for(f"!!{stop_button}", 30, "recording to start")
             time.sleep(RECORD_SECONDS)
-            browser.js(CLICK % ("'#user-audio button'", "b.classList.contains('stop-button')"))
+            click_when_visible(browser, "'#user-audio button'", "b.classList.contains('stop-button')",
+                               "the Stop button")
             browser.wait_for("(document.querySelector('#user-audio a[download]') || {}).href", 60,
                              "the recording uploaded to the server")
             browser.js(f"{RUN_BUTTON}.click()")
