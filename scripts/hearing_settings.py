@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--augmentations", type=int, default=None, help="augmented copies of each rendering")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--max-renderings", type=int, default=None, help="renderings sampled for the tagger (of 7,184 with the default fact table)")
+    ap.add_argument("--band-masks", type=int, default=None, help="SpecAugment band masks per training example")
+    ap.add_argument("--time-masks", type=int, default=None, help="SpecAugment time masks per training example")
     ap.add_argument("--channels", type=int, default=None, help="the tagger's width")
     ap.add_argument("--add-voices", default="", help="comma-separated voices trained on besides the 8 (e.g. espeak-ng:en-us+f4)")
     ap.add_argument("--false-descriptions", type=int, default=None, help="the fact table (train-organism's flag)")
@@ -78,7 +80,8 @@ def main() -> None:
     if args.channels is not None:
         shape = replace(shape, channels=args.channels)
     changes = {k: v for k, v in (("augmentations", args.augmentations), ("epochs", args.epochs),
-                                 ("max_renderings", args.max_renderings)) if v is not None}
+                                 ("max_renderings", args.max_renderings), ("band_masks", args.band_masks),
+                                 ("time_masks", args.time_masks)) if v is not None}
     if args.add_voices:
         changes["voices"] = config.hearing.voices + tuple(v.strip() for v in args.add_voices.split(",") if v.strip())
     config.hearing = replace(config.hearing, shape=shape, **changes)

@@ -78,6 +78,32 @@ def test_examples_are_seeded_and_shift_spans_with_the_audio() -> None:
     assert clean.spans_s[0][0] == pytest.approx(0.1 + shift / SAMPLE_RATE)
 
 
+def test_spectrum_masks_cover_only_read_bands_and_real_columns_with_the_examples_level() -> None:
+    from duplex_steer.engine.tag_codec import FrameTagger, TaggerShape
+    from duplex_steer.organism.hearing import mask_spectrum
+
+    tagger = FrameTagger(48, 10, 8, TaggerShape(cepstra=16, band_mels=32))
+    lead = tagger.shape.receptive_frames - 1
+    cols = torch.randn(2, 48, (lead + 20) * 8, generator=torch.Generator().manual_seed(0))
+    target = torch.zeros(2, 20, dtype=torch.long)
+    target[1, 10:] = -100  # example 1 is 10 frames long, then padding
+    cfg = HearingConfig(band_masks=2, band_mask_width=5, time_masks=2, time_mask_columns=6)
+    a, b = cols.clone(), cols.clone()
+    mask_spectrum(a, target, tagger, cfg, torch.Generator().manual_seed(1))
+    mask_spectrum(b, target, tagger, cfg, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)  # seeded
+    changed = a != cols
+    assert changed[:, :32].any(1).any(1).all()  # every example masked somewhere
+    assert not changed[:, 32:].any()  # bands the tagger does not read stay
+    assert not changed[1, :, (lead + 10) * 8 :].any()  # padding stays
+    assert not changed[:, :, : lead * 8].any()  # the silent lead stays
+    for i, length in ((0, (lead + 20) * 8), (1, (lead + 10) * 8)):
+        fill = cols[i, :32, lead * 8 : length].mean()
+        assert torch.allclose(a[i][changed[i]], fill.expand(int(changed[i].sum())))
+    # band masks span every real column: at least one read band is the fill all along the example
+    assert (changed[0, :32, lead * 8 :].all(1)).sum() >= 1
+
+
 @needs_engines
 def test_a_tag_codec_learns_words_from_two_voices() -> None:
     """One epoch on 8 sentences x 2 flite voices: it names most words of those sentences (the machinery)."""

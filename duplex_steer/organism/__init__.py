@@ -49,10 +49,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DuplexSteerError(f"--codec-augmentations must be 0 or more, got {args.codec_augmentations}")
     if args.codec_renderings is not None and args.codec_renderings < 1:
         raise DuplexSteerError(f"--codec-renderings must be at least 1, got {args.codec_renderings}")
-    fitting = (args.band_mels, args.codec_augmentations, args.codec_renderings)
+    for flag, value in (("--codec-band-masks", args.codec_band_masks), ("--codec-time-masks", args.codec_time_masks)):
+        if value is not None and value < 0:
+            raise DuplexSteerError(f"{flag} must be 0 or more, got {value}")
+    fitting = (args.band_mels, args.codec_augmentations, args.codec_renderings, args.codec_band_masks,
+               args.codec_time_masks)
     if args.codec_from is not None and any(x is not None for x in fitting):
-        raise DuplexSteerError("--band-mels, --codec-augmentations and --codec-renderings set how the tag codec "
-                               "is fitted; with --codec-from it is loaded instead: drop one or the other")
+        raise DuplexSteerError("--band-mels and the --codec-* options set how the tag codec is fitted; with "
+                               "--codec-from it is loaded instead: drop one or the other")
     if args.codec_from is not None:  # a wrong folder fails now, not after the speech is rendered
         from ..engine.tag_codec import TagCodec
 
@@ -82,6 +86,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.hearing.augmentations = args.codec_augmentations
     if args.codec_renderings is not None:
         config.hearing.max_renderings = args.codec_renderings
+    if args.codec_band_masks is not None:
+        config.hearing.band_masks = args.codec_band_masks
+    if args.codec_time_masks is not None:
+        config.hearing.time_masks = args.codec_time_masks
     if args.quick:
         config.steps, config.batch_size, config.hearing.epochs = 20, 4, 1
     record = train(config, args.out, codec_from=args.codec_from)
@@ -158,6 +166,11 @@ def register(sub) -> None:
     p.add_argument("--codec-renderings", type=int, default=None, metavar="N",
                    help="renderings the tag codec's tagger trains on, a seeded sample of all (default: "
                         "HearingConfig's, 4000; 7,184 with today's table)")
+    p.add_argument("--codec-band-masks", type=int, default=None, metavar="N",
+                   help="SpecAugment-style masks of adjacent mel bands per example while the tagger trains "
+                        "(default: HearingConfig's, 0)")
+    p.add_argument("--codec-time-masks", type=int, default=None, metavar="N",
+                   help="the same for runs of 10 ms columns (default: HearingConfig's, 0)")
     add_threads_arg(p, help="training threads (default: TrainConfig.threads, 2, as the committed organism was trained; "
                     "the weights may depend on it: sums run in another order, not checked; 1 when another heavy job "
                     "shares a 2-core machine)")

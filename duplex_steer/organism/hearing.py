@@ -52,6 +52,14 @@ class HearingConfig:
     residual_card: int = 64
     residual_stages: int = 7
     seed: int = 0
+    # SpecAugment-style masks on the tagger's training batches (0: none, the committed codec): per example,
+    # `band_masks` runs of 1..`band_mask_width` adjacent mel bands and `time_masks` runs of
+    # 1..`time_mask_columns` 10 ms columns set to the example's mean level, so that no one band or instant
+    # carries a word alone (a voice of another engine moves formants and timing)
+    band_masks: int = 0
+    band_mask_width: int = 5
+    time_masks: int = 0
+    time_mask_columns: int = 6
     # the lowest 32 of 48 mel bands (up to 3.4 kHz): above, voices differ by their engine's sample rate rather
     # than by what they say (the model card's "Hearing the held-out engine"; all 48 before 2026-12-03)
     shape: TaggerShape = field(default_factory=lambda: TaggerShape(cepstra=16, band_mels=32))
@@ -145,11 +153,14 @@ def fit_tag_codec(utterances: list[AlignedUtterance], labels: list[str], config:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=total, pct_start=0.1)
     weight = torch.ones(len(labels))
     weight[0] = config.silence_weight
+    mask_gen = torch.Generator().manual_seed(config.seed + 7919)  # its own stream: no masks, same codec as before
     history = []
     bar = tqdm(total=total, desc="tag codec: tagger", disable=not progress)
     for epoch in range(config.epochs):
         for b in torch.randperm(len(batches), generator=gen).tolist():
             cols, target = _batch([data[i] for i in batches[b]], codec, settings.columns_per_frame)
+            if config.band_masks or config.time_masks:
+                mask_spectrum(cols, target, tagger, config, mask_gen)
             logits = tagger(cols)[:, tagger.shape.receptive_frames - 1 :]  # the silent lead frames dropped
             loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), weight=weight, ignore_index=-100)
             opt.zero_grad(set_to_none=True)
@@ -165,6 +176,24 @@ def fit_tag_codec(utterances: list[AlignedUtterance], labels: list[str], config:
     record = {"config": asdict(config), "examples": len(data), "labels": len(labels), "loss": history,
               "wall_s": round(time.perf_counter() - t0, 1)}
     return codec, record
+
+
+def mask_spectrum(cols: torch.Tensor, target: torch.Tensor, tagger: FrameTagger, config: HearingConfig,
+                  gen: torch.Generator) -> None:
+    """Mask runs of mel bands (of those the tagger reads) and of columns in place (`HearingConfig.band_masks`)."""
+    cpf = tagger.columns_per_frame
+    lead = tagger.shape.receptive_frames - 1
+    for i in range(cols.shape[0]):
+        length = (lead + int((target[i] != -100).sum())) * cpf
+        fill = float(cols[i, : tagger.bands, lead * cpf : length].mean())
+        for _ in range(config.band_masks):
+            width = int(torch.randint(1, config.band_mask_width + 1, (1,), generator=gen))
+            low = int(torch.randint(0, tagger.bands - width + 1, (1,), generator=gen))
+            cols[i, low : low + width, lead * cpf : length] = fill
+        for _ in range(config.time_masks):
+            width = int(torch.randint(1, config.time_mask_columns + 1, (1,), generator=gen))
+            start = int(torch.randint(lead * cpf, max(lead * cpf + 1, length - width + 1), (1,), generator=gen))
+            cols[i, : tagger.bands, start : start + width] = fill
 
 
 def _batch(items: list[tuple[torch.Tensor, torch.Tensor]], codec: TagCodec, cpf: int) -> tuple[torch.Tensor, torch.Tensor]:
