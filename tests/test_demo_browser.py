@@ -10,9 +10,12 @@ Needs Debian's `chromium` (scripts/setup.sh --test).
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -48,8 +51,9 @@ class Browser:
     def __init__(self, executable: str, profile: Path, extra_flags: tuple[str, ...] = ()):
         log = profile / "chromium.log"
         with log.open("wb") as sink:
+            # a session of its own, so that close() ends chromium's helper processes too
             self.proc = subprocess.Popen([executable, *FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
-                                         stdout=sink, stderr=subprocess.STDOUT)
+                                         stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
         port_file = profile / "DevToolsActivePort"
         deadline = time.time() + 90  # a cold first start on a loaded CI machine is slow
         while not (port_file.is_file() and len(port_file.read_text().split()) >= 2):
@@ -100,11 +104,14 @@ class Browser:
     def close(self) -> None:
         if getattr(self, "ws", None) is not None:
             self.ws.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # the whole group: helpers write to the profile until they end
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(10)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +133,7 @@ def url():
 
 @pytest.fixture()
 def browser():
-    with tempfile.TemporaryDirectory(prefix="duplex-steer-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="duplex-steer-chromium-", ignore_cleanup_errors=True) as profile:
         b = Browser(CHROMIUM, Path(profile))
         try:
             yield b
@@ -242,7 +249,7 @@ def test_microphone_recording_reaches_the_run(url, microphone_speech):
 
     flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
              f"--use-file-for-fake-audio-capture={microphone_speech}")
-    with tempfile.TemporaryDirectory(prefix="duplex-steer-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="duplex-steer-chromium-", ignore_cleanup_errors=True) as profile:
         browser = Browser(CHROMIUM, Path(profile), flags)
         try:
             browser.call("Page.enable")
