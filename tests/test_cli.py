@@ -77,6 +77,11 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert "drop one or the other" in capsys.readouterr().err
     assert main(["train-organism", "--codec-renderings", "0", "--out", str(tmp_path / "never")]) == 2
     assert "--codec-renderings must be at least 1" in capsys.readouterr().err
+    assert main(["train-organism", "--codec-epochs", "0", "--out", str(tmp_path / "never")]) == 2
+    assert "--codec-epochs must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["train-organism", "--codec-epochs", "6", "--codec-from", "duplex_steer/organism/weights",
+                 "--out", str(tmp_path / "never")]) == 2
+    assert "drop one or the other" in capsys.readouterr().err
     assert main(["train-organism", "--codec-band-masks", "-1", "--out", str(tmp_path / "never")]) == 2
     assert "--codec-band-masks must be 0 or more, got -1" in capsys.readouterr().err
     assert main(["train-organism", "--codec-time-masks", "2", "--codec-from", "duplex_steer/organism/weights",

@@ -49,11 +49,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DuplexSteerError(f"--codec-augmentations must be 0 or more, got {args.codec_augmentations}")
     if args.codec_renderings is not None and args.codec_renderings < 1:
         raise DuplexSteerError(f"--codec-renderings must be at least 1, got {args.codec_renderings}")
+    if args.codec_epochs is not None and args.codec_epochs < 1:
+        raise DuplexSteerError(f"--codec-epochs must be at least 1, got {args.codec_epochs}")
     for flag, value in (("--codec-band-masks", args.codec_band_masks), ("--codec-time-masks", args.codec_time_masks)):
         if value is not None and value < 0:
             raise DuplexSteerError(f"{flag} must be 0 or more, got {value}")
-    fitting = (args.band_mels, args.codec_augmentations, args.codec_renderings, args.codec_band_masks,
-               args.codec_time_masks)
+    fitting = (args.band_mels, args.codec_augmentations, args.codec_renderings, args.codec_epochs,
+               args.codec_band_masks, args.codec_time_masks)
     if args.codec_from is not None and any(x is not None for x in fitting):
         raise DuplexSteerError("--band-mels and the --codec-* options set how the tag codec is fitted; with "
                                "--codec-from it is loaded instead: drop one or the other")
@@ -86,6 +88,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.hearing.augmentations = args.codec_augmentations
     if args.codec_renderings is not None:
         config.hearing.max_renderings = args.codec_renderings
+    if args.codec_epochs is not None:
+        config.hearing.epochs = args.codec_epochs
     if args.codec_band_masks is not None:
         config.hearing.band_masks = args.codec_band_masks
     if args.codec_time_masks is not None:
@@ -166,6 +170,9 @@ def register(sub) -> None:
     p.add_argument("--codec-renderings", type=int, default=None, metavar="N",
                    help="renderings the tag codec's tagger trains on, a seeded sample of all (default: "
                         "HearingConfig's, 4000; 7,184 with today's table)")
+    p.add_argument("--codec-epochs", type=int, default=None, metavar="N",
+                   help="epochs of the tag codec's tagger (default: HearingConfig's, 3; 6 names festival's subjects "
+                        "better: the model card's 'Masking the spectrum does not')")
     p.add_argument("--codec-band-masks", type=int, default=None, metavar="N",
                    help="SpecAugment-style masks of adjacent mel bands per example while the tagger trains "
                         "(default: HearingConfig's, 0)")
