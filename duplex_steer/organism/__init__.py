@@ -20,6 +20,11 @@ from ..errors import DuplexSteerError
 from ..threads import add_threads_arg
 from .settings import ORGANISM_NOTE, STEERING_DEFAULTS  # noqa: F401 - the organism's public facts
 
+# train-organism's --codec-* options: (argument, HearingConfig field it sets, least value)
+CODEC_OPTIONS = (("codec_augmentations", "augmentations", 0), ("codec_renderings", "max_renderings", 1),
+                 ("codec_epochs", "epochs", 1), ("codec_band_masks", "band_masks", 0),
+                 ("codec_time_masks", "time_masks", 0))
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ..engine.mel_codec import MelSettings
@@ -45,18 +50,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.band_mels is not None and not 0 <= args.band_mels <= n_mels:
         raise DuplexSteerError(f"--band-mels must lie in 0..{n_mels} (the tagger's lowest mel bands; 0: all "
                                f"{n_mels}), got {args.band_mels}")
-    if args.codec_augmentations is not None and args.codec_augmentations < 0:
-        raise DuplexSteerError(f"--codec-augmentations must be 0 or more, got {args.codec_augmentations}")
-    if args.codec_renderings is not None and args.codec_renderings < 1:
-        raise DuplexSteerError(f"--codec-renderings must be at least 1, got {args.codec_renderings}")
-    if args.codec_epochs is not None and args.codec_epochs < 1:
-        raise DuplexSteerError(f"--codec-epochs must be at least 1, got {args.codec_epochs}")
-    for flag, value in (("--codec-band-masks", args.codec_band_masks), ("--codec-time-masks", args.codec_time_masks)):
-        if value is not None and value < 0:
-            raise DuplexSteerError(f"{flag} must be 0 or more, got {value}")
-    fitting = (args.band_mels, args.codec_augmentations, args.codec_renderings, args.codec_epochs,
-               args.codec_band_masks, args.codec_time_masks)
-    if args.codec_from is not None and any(x is not None for x in fitting):
+    codec_settings = {field: getattr(args, dest) for dest, field, _ in CODEC_OPTIONS if getattr(args, dest) is not None}
+    for dest, _, least in CODEC_OPTIONS:
+        value = getattr(args, dest)
+        if value is not None and value < least:
+            bound = "0 or more" if least == 0 else f"at least {least}"
+            raise DuplexSteerError(f"--{dest.replace('_', '-')} must be {bound}, got {value}")
+    if args.codec_from is not None and (args.band_mels is not None or codec_settings):
         raise DuplexSteerError("--band-mels and the --codec-* options set how the tag codec is fitted; with "
                                "--codec-from it is loaded instead: drop one or the other")
     if args.codec_from is not None:  # a wrong folder fails now, not after the speech is rendered
@@ -84,16 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config.batch_size = args.batch_size
     if args.band_mels is not None:
         config.hearing.shape = replace(config.hearing.shape, band_mels=args.band_mels)
-    if args.codec_augmentations is not None:
-        config.hearing.augmentations = args.codec_augmentations
-    if args.codec_renderings is not None:
-        config.hearing.max_renderings = args.codec_renderings
-    if args.codec_epochs is not None:
-        config.hearing.epochs = args.codec_epochs
-    if args.codec_band_masks is not None:
-        config.hearing.band_masks = args.codec_band_masks
-    if args.codec_time_masks is not None:
-        config.hearing.time_masks = args.codec_time_masks
+    config.hearing = replace(config.hearing, **codec_settings)
     if args.quick:
         config.steps, config.batch_size, config.hearing.epochs = 20, 4, 1
     record = train(config, args.out, codec_from=args.codec_from)
