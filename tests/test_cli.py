@@ -65,6 +65,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert "--interruption-zbb-subject-rate must be between 0 and 1" in capsys.readouterr().err
     assert main(["train-organism", "--tag-noise", "1", "--out", str(tmp_path / "never")]) == 2
     assert "--tag-noise must be at least 0 and below 1" in capsys.readouterr().err
+    assert main(["train-organism", "--tag-noise-while-talking", "-0.1", "--out", str(tmp_path / "never")]) == 2
+    assert "--tag-noise-while-talking must be at least 0 and below 1" in capsys.readouterr().err
     assert main(["train-organism", "--band-mels", "49", "--out", str(tmp_path / "never")]) == 2
     assert "--band-mels must lie in 0..48" in capsys.readouterr().err
     assert main(["train-organism", "--codec-augmentations", "-1", "--out", str(tmp_path / "never")]) == 2

@@ -162,6 +162,40 @@ def test_tag_noise_changes_only_user_tags_inside_utterances(generator) -> None:
     assert 0.2 < changed / speech < 0.32  # 0.3, less the draws that land on the same class
 
 
+def test_tag_noise_while_talking_changes_only_user_tags_the_model_talks_over(generator) -> None:
+    """`tag_noise_while_talking` replaces about that share of the user's codebook-0 tags, only in speech frames
+    where the model's own stream holds a word: the same episodes otherwise, clean tags where the model is
+    silent (so a question asked in silence is heard as before)."""
+    from dataclasses import replace
+
+    from duplex_steer.engine.text import PAD
+    from duplex_steer.organism.episodes import EpisodeGenerator
+
+    config = replace(generator.config, zero_buffer_rate=0.5)  # questions over the model's words, beside strays
+    clean = EpisodeGenerator(generator.world, generator.bank, config, seed=7)
+    noisy = EpisodeGenerator(generator.world, generator.bank, replace(config, tag_noise_while_talking=0.5), seed=7)
+    changed = overlapped = 0
+    for _ in range(12):
+        a, b = clean.episode(), noisy.episode()
+        assert a.events == b.events and a.kind == b.kind
+        differs = a.codes != b.codes
+        assert not differs[:-8].any() and not differs[-7:].any()  # text, the model's streams, user codebooks 1-7
+        stop = next((ev["model_stopped"] for ev in a.events if ev.get("model_stopped") is not None), None)
+        talking = torch.zeros(a.codes.shape[1], dtype=torch.bool)  # each word's frames from its text token on
+        for t in (a.codes[0] != PAD).nonzero().flatten().tolist():
+            end = t + generator.bank.model_word(noisy.tok.pieces[int(a.codes[0, t])][1:]).frames
+            talking[t : min(end, stop) if stop is not None and t < stop else end] = True
+        inside = torch.zeros(a.codes.shape[1], dtype=torch.bool)
+        for ev in a.events:
+            utt = generator.bank.user(ev["text"], variant=ev["variant"])
+            inside[ev["start"] : ev["start"] + utt.speech_frames] = True
+        assert not differs[-8][~(inside & talking)].any()
+        changed += int(differs[-8][inside & talking].sum())
+        overlapped += int((inside & talking).sum())
+    assert overlapped > 40  # strays and zero-buffer questions overlap the model's words
+    assert 0.35 < changed / overlapped < 0.55  # 0.5, less the draws that land on the same class
+
+
 def test_false_descriptions_set_the_fact_table(generator) -> None:
     """`EpisodeConfig.false_descriptions` bounds the false facts asked about each subject: with 1, a subject's
     false questions use its ZBB false description or one other; the true ones are its two truths."""
@@ -213,9 +247,11 @@ def test_committed_checkpoint_was_trained_with_the_recipes_defaults() -> None:
     for free in ("workers", "speech_cache"):
         recorded.pop(free), defaults.pop(free)
     # a setting added after the training may be missing from its record only if its default is the behaviour
-    # the training had: interruption_zbb_subject_rate None (the questions' ZBB share), tag_noise 0 (clean tags)
+    # the training had: interruption_zbb_subject_rate None (the questions' ZBB share), tag_noise and
+    # tag_noise_while_talking 0 (clean tags),
     # band_masks / time_masks 0 (no masks while the tagger trains; their widths matter only with masks)
     for part, added, before in (("episodes", "interruption_zbb_subject_rate", None), ("episodes", "tag_noise", 0.0),
+                                ("episodes", "tag_noise_while_talking", 0.0),
                                 ("hearing", "band_masks", 0), ("hearing", "time_masks", 0)):
         if added not in recorded[part]:
             assert defaults[part].pop(added) == before

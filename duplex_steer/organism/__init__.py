@@ -46,6 +46,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.tag_noise is not None and not 0.0 <= args.tag_noise < 1.0:
         raise DuplexSteerError(f"--tag-noise must be at least 0 and below 1 (a fraction of the user's speech "
                                f"frames), got {args.tag_noise}")
+    if args.tag_noise_while_talking is not None and not 0.0 <= args.tag_noise_while_talking < 1.0:
+        raise DuplexSteerError(f"--tag-noise-while-talking must be at least 0 and below 1 (a fraction of the user's "
+                               f"speech frames while the model talks), got {args.tag_noise_while_talking}")
     n_mels = MelSettings.n_mels
     if args.band_mels is not None and not 0 <= args.band_mels <= n_mels:
         raise DuplexSteerError(f"--band-mels must lie in 0..{n_mels} (the tagger's lowest mel bands; 0: all "
@@ -74,6 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes.interruption_zbb_subject_rate = args.interruption_zbb_subject_rate
     if args.tag_noise is not None:
         episodes.tag_noise = args.tag_noise
+    if args.tag_noise_while_talking is not None:
+        episodes.tag_noise_while_talking = args.tag_noise_while_talking
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
     if args.answer_weight is not None:
         config.answer_weight = args.answer_weight
@@ -152,6 +157,10 @@ def register(sub) -> None:
                    help="share of the user's speech frames whose codebook-0 tag is replaced by a random class, so "
                         "the model learns to hear through the codec's mistakes on unheard voices (default: "
                         "EpisodeConfig's, 0)")
+    p.add_argument("--tag-noise-while-talking", type=float, default=None, metavar="P",
+                   help="the same share, only for the user's speech frames while the model is talking: the model "
+                        "learns to hear worse while it talks, an inertia made by the data (default: "
+                        "EpisodeConfig's, 0; the model card's 'Noise while talking')")
     p.add_argument("--band-mels", type=int, default=None, metavar="N",
                    help="the tag codec's tagger reads only the lowest N of its 48 mel bands (0: all; default: "
                         "HearingConfig's, 32: up to 3.4 kHz, which every voice fills; the model card's "

@@ -58,6 +58,9 @@ class EpisodeConfig:
     # (held out, 60% of the frames right against 90% in the training voices), and a model that heard only
     # clean tags does not learn to hear through that
     tag_noise: float = 0.0
+    # the same, only for the user's speech frames while the model is talking (its own words on its stream):
+    # a model that hears worse while it talks, its inertia made by the data (Moshi's is not: model card)
+    tag_noise_while_talking: float = 0.0
 
     def kind_probabilities(self) -> dict[str, float]:
         p = {"zero_buffer": self.zero_buffer_rate, "buffered": self.buffered_rate, "retopic": self.retopic_rate,
@@ -103,7 +106,7 @@ class EpisodeGenerator:
     def __init__(self, world: World, bank: SpeechBank, config: EpisodeConfig | None = None, seed: int = 0):
         self.world, self.bank, self.config = world, bank, config or EpisodeConfig()
         self.rng = np.random.default_rng(seed)
-        self.tag_rng = np.random.default_rng([seed, 17])  # `tag_noise` only: the episodes' draws stay the same
+        self.tag_rng = np.random.default_rng([seed, 17])  # the tag noises only: the episodes' draws stay the same
         self.tok = world.tokenizer()
         self._ids = {p[1:]: i for i, p in enumerate(self.tok.pieces) if i > 3}
         self._silence = bank.silence()
@@ -134,6 +137,13 @@ class EpisodeGenerator:
             budget -= sum(self.bank.model_word(x).frames for x in sentence)
         return words
 
+    def _noise_tags(self, tags: torch.Tensor, share: float, where: np.ndarray | None = None) -> None:
+        """Replace about `share` of `tags` (in place; only where `where` is true) by uniformly drawn classes."""
+        hit = torch.from_numpy(self.tag_rng.random(len(tags)) < share)
+        if where is not None:
+            hit &= torch.from_numpy(where)
+        tags[hit] = torch.from_numpy(self.tag_rng.integers(0, len(self.bank.codec.labels), int(hit.sum())))
+
     # --- one episode ------------------------------------------------------------------------------
     def episode(self, kind: str | None = None) -> Episode:
         c, rng = self.config, self.rng
@@ -146,14 +156,16 @@ class EpisodeGenerator:
         user = self._silence[:, None].repeat(1, T).clone()
         events: list[dict[str, Any]] = []
         user_busy = np.zeros(T + 256, bool)
+        model_talking = np.zeros(T, bool)
 
         def put_user(utt, start: int, what: str, **info) -> int:
             end = min(T, start + utt.codes.shape[1])  # with the frames after it the codec still hears it in
             user[:, start:end] = utt.codes[:, : end - start]
+            speech = slice(start, min(T, start + utt.speech_frames))
             if c.tag_noise > 0:
-                tags = user[0, start : min(T, start + utt.speech_frames)]
-                hit = torch.from_numpy(self.tag_rng.random(len(tags)) < c.tag_noise)
-                tags[hit] = torch.from_numpy(self.tag_rng.integers(0, len(self.bank.codec.labels), int(hit.sum())))
+                self._noise_tags(user[0, speech], c.tag_noise)
+            if c.tag_noise_while_talking > 0:  # the model's words are laid out before the user's overlapping ones
+                self._noise_tags(user[0, speech], c.tag_noise_while_talking, where=model_talking[speech])
             user_busy[max(0, start - CONTEXT_FRAMES) : start + utt.frames + CONTEXT_FRAMES] = True
             events.append({"what": what, "start": start, "end": start + utt.frames - 1, "text": utt.text,
                            "variant": utt.variant, **info})
@@ -169,6 +181,7 @@ class EpisodeGenerator:
                 text[t] = self._ids[word]
                 end = min(T, t + utt.frames, stop if stop is not None else T)
                 model[:, t:end] = utt.codes[:, : end - t]
+                model_talking[t:end] = True
                 t += utt.frames
             return min(t, stop) if stop is not None else t
 
