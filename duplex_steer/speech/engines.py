@@ -111,15 +111,23 @@ def _scheme_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _read_festival_times(path: Path) -> list[tuple[str, float]]:
+def read_festival_times(path: Path) -> list[tuple[str, float]]:
     """(name, end time) per line after the '#' header of an utt.save.segs / utt.save.words file."""
     lines = path.read_text(encoding="utf-8", errors="replace").split("#", 1)[-1].splitlines()
-    out = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 3:
-            out.append((parts[2], float(parts[0])))
-    return out
+    return [(parts[2], float(parts[0])) for parts in (line.split() for line in lines) if len(parts) >= 3]
+
+
+def run_festival(exe: str, festival_voice: str, texts: Sequence[str], out: Path) -> subprocess.CompletedProcess:
+    """Speak every text in one `festival -b` process (its start-up costs more than a sentence): text i's
+    audio, phone and word times land in `out` as i.wav, i.segs, i.words; a missing i.wav means it failed
+    (the process's stderr says why)."""
+    script = [f"(voice_{festival_voice})"]
+    for i, text in enumerate(texts):
+        script += [f"(set! utt (utt.synth (Utterance Text {_scheme_string(' '.join(text.split()))})))",
+                   f'(utt.save.segs utt "{out}/{i}.segs")', f'(utt.save.words utt "{out}/{i}.words")',
+                   f'(utt.save.wave utt "{out}/{i}.wav" \'riff)']  # fmt: skip
+    (out / "run.scm").write_text("\n".join(script) + "\n", encoding="utf-8")
+    return subprocess.run([exe, "-b", str(out / "run.scm")], capture_output=True, text=True, check=False)
 
 
 def word_starts(words: Sequence[tuple[str, float]], phones: Sequence[tuple[str, float]]) -> list[float]:
@@ -161,13 +169,7 @@ class FestivalTTS:
             raise TTSError("nothing to synthesize: a text is empty")
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            script = [f"(voice_{self.festival_voice})"]
-            for i, text in enumerate(texts):
-                script += [f"(set! utt (utt.synth (Utterance Text {_scheme_string(' '.join(text.split()))})))",
-                           f'(utt.save.segs utt "{out}/{i}.segs")', f'(utt.save.words utt "{out}/{i}.words")',
-                           f'(utt.save.wave utt "{out}/{i}.wav" \'riff)']  # fmt: skip
-            (out / "run.scm").write_text("\n".join(script) + "\n", encoding="utf-8")
-            proc = subprocess.run([exe, "-b", str(out / "run.scm")], capture_output=True, text=True, check=False)
+            proc = run_festival(exe, self.festival_voice, texts, out)
             renderings = []
             for i in range(len(texts)):
                 wav_path = out / f"{i}.wav"
@@ -177,9 +179,9 @@ class FestivalTTS:
                 import soundfile as sf
 
                 audio, sample_rate = sf.read(str(wav_path), dtype="float32")
-                phones = _read_festival_times(out / f"{i}.segs")
+                phones = read_festival_times(out / f"{i}.segs")
                 onset, end = phone_windows(phones)
-                starts = word_starts(_read_festival_times(out / f"{i}.words"), phones)
+                starts = word_starts(read_festival_times(out / f"{i}.words"), phones)
                 renderings.append(Rendering(audio, int(sample_rate), onset, end, starts))
         return renderings
 

@@ -28,7 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from duplex_steer.speech.engines import ENGINE_PACKAGES, FESTIVAL_VOICES, PAUSE, flite_voices
+from duplex_steer.speech.engines import (
+    ENGINE_PACKAGES,
+    FESTIVAL_VOICES,
+    PAUSE,
+    flite_voices,
+    read_festival_times,
+    run_festival,
+    word_starts,
+)
 from duplex_steer.speech.timing import FRAME_S, PEAK_FLOOR_DB
 from duplex_steer.speech.tts import TTSError, require_binary
 
@@ -143,26 +151,11 @@ def flite_words(voice: str, text: str, words: Sequence[str]) -> EngineWords | No
 # ---------------------------------------------------------------- festival
 
 
-def _scheme_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def read_festival_items(path: Path) -> list[tuple[str, float]]:
-    """(name, end time) per line after the '#' header of an utt.save.segs / utt.save.words file."""
-    lines = path.read_text(encoding="utf-8", errors="replace").split("#", 1)[-1].splitlines()
-    return [(parts[2], float(parts[0])) for parts in (line.split() for line in lines) if len(parts) >= 3]
-
-
 def festival_spans(
     words: Sequence[tuple[str, float]], segs: Sequence[tuple[str, float]]
 ) -> list[tuple[float, float]]:
     """(start, end) per festival word: it starts where the previous word or a pause after it ends."""
-    spans, previous_end = [], 0.0
-    for _, end in words:
-        start = max([previous_end] + [e for name, e in segs if name == PAUSE and previous_end < e < end])
-        spans.append((start, end))
-        previous_end = end
-    return spans
+    return [(start, end) for start, (_, end) in zip(word_starts(words, segs), words, strict=True)]
 
 
 def festival_words(
@@ -174,24 +167,18 @@ def festival_words(
     results: list[EngineWords | None] = []
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        script = [f"(voice_{festival_voice})"]
-        for i, text in enumerate(texts):
-            script += [f"(set! utt (utt.synth (Utterance Text {_scheme_string(' '.join(text.split()))})))",
-                       f'(utt.save.segs utt "{out}/{i}.segs")', f'(utt.save.words utt "{out}/{i}.words")',
-                       f'(utt.save.wave utt "{out}/{i}.wav" \'riff)']  # fmt: skip
-        (out / "run.scm").write_text("\n".join(script) + "\n", encoding="utf-8")
-        proc = subprocess.run([exe, "-b", str(out / "run.scm")], capture_output=True, text=True, check=False)
+        proc = run_festival(exe, festival_voice, texts, out)
         for i, text in enumerate(texts):
             if not (out / f"{i}.wav").is_file():
                 raise TTSError(f"festival did not render {text!r} with voice {festival_voice!r} (is {package} "
                                f"installed?): {proc.stderr.strip()[-300:]}")  # fmt: skip
-            said = read_festival_items(out / f"{i}.words")
+            said = read_festival_times(out / f"{i}.words")
             if [name.lower() for name, _ in said] != list(words[i]):
                 results.append(None)
                 continue
             audio, sample_rate = read_wav(out / f"{i}.wav")
             results.append(
-                EngineWords(audio, sample_rate, festival_spans(said, read_festival_items(out / f"{i}.segs")))
+                EngineWords(audio, sample_rate, festival_spans(said, read_festival_times(out / f"{i}.segs")))
             )
     return results
 
