@@ -33,8 +33,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from duplex_steer.engine.tag_codec import load_small_codec  # noqa: E402
-from duplex_steer.organism.checkpoint import WEIGHTS_DIR, new_model, trainable_parameters  # noqa: E402
-from duplex_steer.organism.train import TrainConfig, loss_terms, text_loss  # noqa: E402
+from duplex_steer.organism.checkpoint import WEIGHTS_DIR, new_model  # noqa: E402
+from duplex_steer.organism.train import TrainConfig, loss_terms, text_loss, training_optimizer  # noqa: E402
 from duplex_steer.organism.world import World  # noqa: E402
 
 FORMS = ("stepwise", "together")  # the baseline, then the recipe's `loss_terms`
@@ -73,11 +73,7 @@ def main() -> int:
     config = TrainConfig()
     world = World.load()
     model = new_model(world, load_small_codec(WEIGHTS_DIR), seed=0)
-    params = trainable_parameters(model)
-    for p in params:
-        p.requires_grad_(True)
-    model.train()
-    opt = torch.optim.AdamW(params, lr=config.lr)
+    params, opt, _ = training_optimizer(model, config)  # the training's own optimizer (its schedule not stepped)
     gen = torch.Generator().manual_seed(0)
     B, T = config.batch_size, config.episodes.frames
     codes = torch.randint(0, model.spec.card, (B, model.spec.n_q + 1, T), generator=gen)

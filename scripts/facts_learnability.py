@@ -33,9 +33,9 @@ if str(REPO) not in sys.path:
 
 from duplex_steer.engine.tag_codec import SILENCE, TagCodec  # noqa: E402
 from duplex_steer.engine.text import PAD  # noqa: E402
-from duplex_steer.organism.checkpoint import WEIGHTS_DIR, new_model, trainable_parameters  # noqa: E402
+from duplex_steer.organism.checkpoint import WEIGHTS_DIR, new_model  # noqa: E402
 from duplex_steer.organism.episodes import EpisodeConfig, draw_fact  # noqa: E402
-from duplex_steer.organism.train import TrainConfig, lr_factor, text_loss  # noqa: E402
+from duplex_steer.organism.train import TrainConfig, text_loss, training_optimizer  # noqa: E402
 from duplex_steer.organism.world import NO, YES, Fact, World  # noqa: E402
 from zbb import load_items  # noqa: E402
 
@@ -152,13 +152,7 @@ def main() -> int:
     world, codec = World.load(), TagCodec.load(WEIGHTS_DIR)
     model = new_model(world, codec, seed=args.seed)
     episodes = SymbolicEpisodes(world, codec, model.tokenizer, args.false_descriptions, args.seed)
-    params = trainable_parameters(model)
-    for p in params:
-        p.requires_grad_(True)
-    model.train()
-    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, config))
+    params, opt, sched = training_optimizer(model, config)
     answers = (episodes.token[YES], episodes.token[NO])
     curve, start = [], time.perf_counter()
     for step in range(config.steps + 1):

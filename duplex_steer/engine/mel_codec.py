@@ -68,6 +68,16 @@ class CodecError(DuplexSteerError, ValueError):
     """A codec file or input that cannot be used."""
 
 
+def check_codes(codes: torch.Tensor, num_codebooks: int, card: int) -> torch.Tensor:
+    """`codes` as a long CPU tensor [B, num_codebooks, frames] with every code in 0..card-1, or CodecError."""
+    codes = torch.as_tensor(codes).long().cpu()
+    if codes.dim() != 3 or codes.shape[1] != num_codebooks:
+        raise CodecError(f"codes must be [B, {num_codebooks}, frames], got {tuple(codes.shape)}")
+    if codes.numel() and (codes.min() < 0 or codes.max() >= card):
+        raise CodecError(f"codes must lie in 0..{card - 1}")
+    return codes
+
+
 @dataclass(frozen=True)
 class MelSettings:
     """Analysis settings; `hop * columns_per_frame` must equal the 1920-sample frame."""
@@ -150,11 +160,7 @@ class MelCodec:
     # --- synthesis --------------------------------------------------------------------------------
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """[B, 8, frames] codes -> [B, frames, dim] frame vectors."""
-        codes = torch.as_tensor(codes).long().cpu()
-        if codes.dim() != 3 or codes.shape[1] != self.num_codebooks:
-            raise CodecError(f"codes must be [B, {self.num_codebooks}, frames], got {tuple(codes.shape)}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.card):
-            raise CodecError(f"codes must lie in 0..{self.card - 1}")
+        codes = check_codes(codes, self.num_codebooks, self.card)
         out = torch.zeros(codes.shape[0], codes.shape[2], self.codebooks.shape[2])
         for k, book in enumerate(self.codebooks):
             out += book[codes[:, k]]

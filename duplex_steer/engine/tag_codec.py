@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE
-from .mel_codec import CODEC_CONFIG, CODEC_WEIGHTS, CodecError, MelCodec, MelSettings
+from .mel_codec import CODEC_CONFIG, CODEC_WEIGHTS, CodecError, MelCodec, MelSettings, check_codes
 
 SILENCE = "<silence>"
 TAG_CODEC = "tag-rvq"
@@ -167,11 +167,7 @@ class TagCodec:
     # --- synthesis --------------------------------------------------------------------------------
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """[B, 8, frames] codes -> [B, frames, dim] log-mel frame vectors."""
-        codes = torch.as_tensor(codes).long().cpu()
-        if codes.dim() != 3 or codes.shape[1] != self.num_codebooks:
-            raise CodecError(f"codes must be [B, {self.num_codebooks}, frames], got {tuple(codes.shape)}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.card):
-            raise CodecError(f"codes must lie in 0..{self.card - 1}")
+        codes = check_codes(codes, self.num_codebooks, self.card)
         out = self.class_means[codes[:, 0].clamp(max=len(self.labels) - 1)]
         for k, book in enumerate(self.residual_books):
             out = out + book[codes[:, 1 + k].clamp(max=book.shape[0] - 1)]

@@ -64,6 +64,21 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
 
 
+def training_optimizer(
+    model: torch.nn.Module, config: TrainConfig
+) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The model's trainable parameters (made to need gradients, the model put in train mode), AdamW over
+    them and `lr_factor`'s schedule: one optimizer recipe for `train` and the diagnostic scripts."""
+    from .checkpoint import trainable_parameters
+
+    params = trainable_parameters(model)
+    for p in params:
+        p.requires_grad_(True)
+    model.train()
+    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+    return params, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, config))
+
+
 def text_loss(logits: torch.Tensor, target: torch.Tensor, pad_weight: float = 0.5, answer_ids: tuple[int, ...] = (),
               answer_weight: float = 1.0) -> torch.Tensor:
     """Weighted mean cross-entropy of text logits [B, T, V] on target [B, T]: padding weighs `pad_weight`,
@@ -149,7 +164,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
     folder `codec_from`); returns the training record."""
     from tqdm.auto import tqdm
 
-    from .checkpoint import new_model, save_checkpoint, trainable_parameters
+    from .checkpoint import new_model, save_checkpoint
 
     t0 = time.perf_counter()
     torch.set_num_threads(config.threads)
@@ -164,13 +179,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
               f"{codec_record['tagging_held_out']['frame_accuracy']:.2f}")
     gen = EpisodeGenerator(world, bank, config.episodes, seed=config.seed)
     model = new_model(world, bank.codec, seed=config.seed)
-    params = trainable_parameters(model)
-    for p in params:
-        p.requires_grad_(True)
-    model.train()
-    opt = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, config))
+    params, opt, sched = training_optimizer(model, config)
     depth_gen = torch.Generator().manual_seed(config.seed)
     answer_ids = tuple(model.tokenizer.encode(word)[0] for word in (YES, NO))
     history: list[dict[str, float]] = []
