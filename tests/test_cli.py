@@ -89,6 +89,14 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["train-organism", "--codec-time-masks", "2", "--codec-from", "duplex_steer/organism/weights",
                  "--out", str(tmp_path / "never")]) == 2
     assert "drop one or the other" in capsys.readouterr().err
+    assert main(["train-organism", "--zero-buffer-rate", "0.6", "--out", str(tmp_path / "never")]) == 2
+    assert "--zero-buffer-rate must lie in 0..0.55" in capsys.readouterr().err
+    assert main(["train-organism", "--zero-buffer-rate", "-0.01", "--out", str(tmp_path / "never")]) == 2
+    assert "--zero-buffer-rate must lie in" in capsys.readouterr().err
+    assert main(["train-organism", "--steps", "0", "--out", str(tmp_path / "never")]) == 2
+    assert "--steps must be at least 1, got 0" in capsys.readouterr().err
+    assert main(["train-organism", "--batch-size", "0", "--out", str(tmp_path / "never")]) == 2
+    assert "--batch-size must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()  # refused before any speech is rendered or folder written
 
 

@@ -34,6 +34,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.false_descriptions is not None and args.false_descriptions < 1:
         raise DuplexSteerError(f"--false-descriptions must be at least 1 (interruptions need a false description "
                                f"of their own), got {args.false_descriptions}")
+    for option, value in (("--steps", args.steps), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise DuplexSteerError(f"{option} must be at least 1, got {value}")
     if args.answer_weight is not None and args.answer_weight <= 0:
         raise DuplexSteerError(f"--answer-weight must be positive (the text loss's weight on 'yes' / 'no'), "
                                f"got {args.answer_weight}")
@@ -68,6 +71,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         TagCodec.load(args.codec_from)
     episodes = EpisodeConfig()
     if args.zero_buffer_rate is not None:
+        room = episodes.zero_buffer_rate + episodes.kind_probabilities()["silent"]  # what the other kinds leave
+        if not 0.0 <= args.zero_buffer_rate <= room:
+            raise DuplexSteerError(f"--zero-buffer-rate must lie in 0..{room:.2f} (a fraction of the episodes; the "
+                                   f"other kinds take the rest), got {args.zero_buffer_rate}")
         episodes.zero_buffer_rate = args.zero_buffer_rate
     if args.false_descriptions is not None:
         episodes.false_descriptions = args.false_descriptions
