@@ -50,19 +50,28 @@ def synthesize(text: str, voice: str, rate_wpm: int, pitch: int, amplitude: int)
             i += 1
         return 0
 
-    callback = Callback(collect)
+    status = speak(lib, Callback(collect), text, voice, rate_wpm, pitch, amplitude)
+    if status is None:
+        raise SystemExit(2)
+    if status != 0 or not chunks:
+        raise SystemExit(3)
+    return int(sample_rate), words, b"".join(chunks)
+
+
+def speak(lib: ctypes.CDLL, callback, text: str, voice: str, rate_wpm: int, pitch: int, amplitude: int) -> int | None:
+    """Synthesize `text` with the loaded library, its audio and events going to `callback` (a `Callback`,
+    referenced here until synthesis ends); None when the library refuses the voice, else espeak_Synth's status
+    (0: done). Shared with `espeak_lib`, which speaks in the caller's process."""
     lib.espeak_SetSynthCallback(callback)
     if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-        raise SystemExit(2)
+        return None
     for param, value in ((PARAM_RATE, rate_wpm), (PARAM_PITCH, pitch), (PARAM_VOLUME, amplitude)):
         lib.espeak_SetParameter(param, value, 0)
     data = text.encode("utf-8")
     buffer = ctypes.create_string_buffer(data)
     status = lib.espeak_Synth(buffer, len(data) + 1, 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
     lib.espeak_Synchronize()
-    if status != 0 or not chunks:
-        raise SystemExit(3)
-    return int(sample_rate), words, b"".join(chunks)
+    return int(status)
 
 
 def main() -> None:

@@ -13,27 +13,18 @@ from functools import lru_cache
 
 import numpy as np
 
+from duplex_steer.speech.espeak_isolated import (
+    AUDIO_OUTPUT_RETRIEVAL,
+    EVENT_LIST_TERMINATED,
+    EVENT_WORD,
+    Callback,
+    speak,
+)
 from duplex_steer.speech.timing import Rendering
 
-_AUDIO_OUTPUT_RETRIEVAL = 1
-_POS_CHARACTER = 1
-_ESPEAK_CHARS_UTF8 = 1
-_EVENT_LIST_TERMINATED, _EVENT_WORD = 0, 1
-_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH = 1, 2, 3
 # espeak-ng's first word event marks the word's start; its first sound follows within this (a short
 # utterance-initial pause, then a plosive's silent closure).
 FIRST_SOUND_WITHIN_S = 0.15
-
-
-class _Event(ctypes.Structure):
-    """espeak_EVENT from speak_lib.h (the trailing union is one pointer wide)."""
-
-    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-                ("user_data", ctypes.c_void_p), ("id", ctypes.c_void_p)]  # fmt: skip
-
-
-_Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 
 
 class _Collector:
@@ -47,8 +38,8 @@ class _Collector:
         if n_samples > 0:
             self.chunks.append(np.ctypeslib.as_array(wav, shape=(n_samples,)).copy())
         i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            if events[i].type == _EVENT_WORD:
+        while events[i].type != EVENT_LIST_TERMINATED:
+            if events[i].type == EVENT_WORD:
                 self.word_samples.append(int(events[i].sample))
             i += 1
         return 0
@@ -62,7 +53,7 @@ def _library() -> tuple[ctypes.CDLL, int] | None:
         lib = ctypes.CDLL(name)
     except OSError:
         return None
-    sample_rate = lib.espeak_Initialize(_AUDIO_OUTPUT_RETRIEVAL, 0, None, 0)
+    sample_rate = lib.espeak_Initialize(AUDIO_OUTPUT_RETRIEVAL, 0, None, 0)
     return (lib, int(sample_rate)) if sample_rate > 0 else None
 
 
@@ -81,16 +72,9 @@ def render_sentence(text: str, voice: str, rate_wpm: int, pitch: int, amplitude:
         return None
     lib, sample_rate = loaded
     collector = _Collector()
-    callback = _Callback(collector)  # kept referenced until synthesis ends
-    lib.espeak_SetSynthCallback(callback)
-    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+    status = speak(lib, Callback(collector), text, voice, rate_wpm, pitch, amplitude)
+    if status is None:
         raise RuntimeError(f"espeak-ng has no voice {voice!r} (list them with: espeak-ng --voices)")
-    for param, value in ((_PARAM_RATE, rate_wpm), (_PARAM_PITCH, pitch), (_PARAM_VOLUME, amplitude)):
-        lib.espeak_SetParameter(param, value, 0)
-    data = text.encode("utf-8")
-    buffer = ctypes.create_string_buffer(data)
-    status = lib.espeak_Synth(buffer, len(data) + 1, 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None)
-    lib.espeak_Synchronize()
     if status != 0 or not collector.chunks:
         raise RuntimeError(f"espeak-ng's library failed (status {status}) on {text!r}")
     audio = np.concatenate(collector.chunks).astype(np.float32) / 32768.0
