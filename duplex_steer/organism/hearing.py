@@ -169,7 +169,7 @@ def fit_tag_codec(utterances: list[AlignedUtterance], labels: list[str], config:
             sched.step()
             history.append(loss.item())
             bar.update()
-            bar.set_postfix(epoch=epoch, loss=f"{float(loss):.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{history[-1]:.3f}")
     bar.close()
     tagger.eval().requires_grad_(False)
     codec = _fit_books(tagger, labels, data, settings, config)

@@ -202,8 +202,9 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        history.append({"step": step, "text": float(text_loss), "audio": float(audio_loss), "user": float(user_loss)})
-        bar.set_postfix(text=f"{float(text_loss):.3f}", audio=f"{float(audio_loss):.3f}", user=f"{float(user_loss):.2f}")
+        losses = {"text": text_loss.item(), "audio": audio_loss.item(), "user": user_loss.item()}
+        history.append({"step": step, **losses})
+        bar.set_postfix(text=f"{losses['text']:.3f}", audio=f"{losses['audio']:.3f}", user=f"{losses['user']:.2f}")
     model.requires_grad_(False)
     model.eval()
     model.forget_fused_weights()
