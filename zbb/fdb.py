@@ -45,7 +45,9 @@ from duplex_steer.steering.snap import SnappedOnset, SnapRule, snap_onset
 from .header import resolved_run_settings, run_caveat, run_header
 from .report import METRICS, RATE_METRICS, render_markdown, summarize, write_items_csv
 from .results import RESULTS, append_records, read_results, repair_torn_tail
-from .runner import RANDOM_CONTROL, RunConfig, RunError, Runner
+from .run_config import RANDOM_CONTROL, RunConfig
+from .run_folder import RunError
+from .runner import Runner
 from .scenario import Scenario, ScenarioRules
 from .scoring import latency, take_over
 from .work import slices

@@ -18,7 +18,7 @@ from duplex_steer.steering_args import add_steering_args
 
 def run_config_from_args(args: argparse.Namespace):
     """The RunConfig `zbb run` / `zbb sweep` options describe (alpha's sign checked here, before any loading)."""
-    from zbb.runner import RunConfig
+    from zbb.run_config import RunConfig
     from zbb.scenario import ScenarioRules
 
     rules = ScenarioRules(interrupt_after_frames=args.interrupt_after, quiet_frames=args.quiet_frames,
@@ -114,8 +114,8 @@ def cmd_main(args: argparse.Namespace) -> int:
     from duplex_steer.prompt_args import check_prompt_args, prompt_from_args, prompt_line
     from duplex_steer.steering.defaults import default_steering
     from duplex_steer.steering.fit import ActivityLabeler, fit_perception_vector
+    from zbb.run_config import RunConfig, check_audio
     from zbb.run_folder import merge_and_report
-    from zbb.runner import RunConfig, check_audio
     from zbb.workers import run_in_workers
 
     if args.audio:
@@ -238,7 +238,7 @@ def add_sweep(subparsers: Any) -> None:
 def cmd_import_fdb(args: argparse.Namespace) -> int:
     from duplex_steer.prompt_args import check_prompt_args
     from zbb.fdb import import_fdb, report_fdb
-    from zbb.runner import RunConfig
+    from zbb.run_config import RunConfig
 
     check_alpha(args.alpha, args.allow_negative_alpha)
     config = RunConfig(model=args.model, conditions=args.conditions, vector=args.vector, layer=args.layer,

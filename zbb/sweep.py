@@ -35,8 +35,8 @@ from .header import run_caveat
 from .paired import paired_recovery
 from .report import INTERRUPT, NO_INTERRUPT, RATE_METRICS, STEER, recovery
 from .results import read_results
+from .run_config import STEERED, RunConfig, run_work
 from .run_folder import RunError, merge_and_report
-from .runner import STEERED, RunConfig, run_work
 from .sweep_delay import delay_of, plot_delay_sweep, render_delay_table
 from .work import launcher_shard
 

@@ -146,7 +146,8 @@ def _worker(config_json: dict[str, Any], out: str, rank: int, keys: list[tuple[s
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     configure_threads(threads)
     try:
-        from .runner import RunConfig, play, run_work
+        from .run_config import RunConfig, run_work
+        from .runner import play
 
         config = RunConfig.from_json(config_json)
         wanted = {tuple(k) for k in keys}
