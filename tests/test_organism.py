@@ -196,6 +196,35 @@ def test_tag_noise_while_talking_changes_only_user_tags_the_model_talks_over(gen
     assert 0.35 < changed / overlapped < 0.55  # 0.5, less the draws that land on the same class
 
 
+def test_monologue_frames_set_how_long_the_model_talks_before_a_question(generator) -> None:
+    """`monologue_frames` (train-organism's --monologue-frames) draws the monologue's length: whole sentences
+    until it is spent, so a monologue lasts at least MIN frames and overshoots MAX by less than its last
+    sentence; with only `none` episodes the model's words are that monologue alone."""
+    from dataclasses import replace
+
+    from duplex_steer.engine.text import PAD
+    from duplex_steer.organism.episodes import EpisodeGenerator
+
+    world = generator.world
+    longest = max(sum(generator.bank.model_word(w).frames for w in sentence)
+                  for topic in world.topics for sentence in world.monologue_sentences(topic))
+    only_monologues = replace(generator.config, zero_buffer_rate=0.0, buffered_rate=0.0, retopic_rate=0.0,
+                              none_rate=1.0)
+    spans = {}
+    for bounds in ((20, 24), (60, 64)):
+        gen = EpisodeGenerator(world, generator.bank, replace(only_monologues, monologue_frames=bounds), seed=3)
+        spans[bounds] = []
+        for _ in range(8):
+            episode = gen.episode()
+            assert episode.kind == "none"
+            said = (episode.codes[0] != PAD).nonzero().flatten().tolist()
+            last_word = gen.tok.pieces[int(episode.codes[0, said[-1]])][1:]
+            span = said[-1] + generator.bank.model_word(last_word).frames - said[0]
+            assert bounds[0] <= span < bounds[1] + longest
+            spans[bounds].append(span)
+    assert max(spans[(20, 24)]) < min(spans[(60, 64)])
+
+
 def test_false_descriptions_set_the_fact_table(generator) -> None:
     """`EpisodeConfig.false_descriptions` bounds the false facts asked about each subject: with 1, a subject's
     false questions use its ZBB false description or one other; the true ones are its two truths."""

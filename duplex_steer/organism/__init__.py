@@ -52,6 +52,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.tag_noise_while_talking is not None and not 0.0 <= args.tag_noise_while_talking < 1.0:
         raise DuplexSteerError(f"--tag-noise-while-talking must be at least 0 and below 1 (a fraction of the user's "
                                f"speech frames while the model talks), got {args.tag_noise_while_talking}")
+    if args.monologue_frames is not None:
+        low, high = args.monologue_frames
+        if not 1 <= low <= high <= EpisodeConfig.frames // 2:
+            raise DuplexSteerError(f"--monologue-frames takes MIN MAX with 1 <= MIN <= MAX <= "
+                                   f"{EpisodeConfig.frames // 2} (frames of 80 ms; half an episode, so a question "
+                                   f"and its answer fit after it), got {low} {high}")
     n_mels = MelSettings.n_mels
     if args.band_mels is not None and not 0 <= args.band_mels <= n_mels:
         raise DuplexSteerError(f"--band-mels must lie in 0..{n_mels} (the tagger's lowest mel bands; 0: all "
@@ -86,6 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes.tag_noise = args.tag_noise
     if args.tag_noise_while_talking is not None:
         episodes.tag_noise_while_talking = args.tag_noise_while_talking
+    if args.monologue_frames is not None:
+        episodes.monologue_frames = tuple(args.monologue_frames)
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
     if args.answer_weight is not None:
         config.answer_weight = args.answer_weight
@@ -168,6 +176,10 @@ def register(sub) -> None:
                    help="the same share, only for the user's speech frames while the model is talking: the model "
                         "learns to hear worse while it talks, an inertia made by the data (default: "
                         "EpisodeConfig's, 0; the model card's 'Noise while talking')")
+    p.add_argument("--monologue-frames", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help="the model's monologue before a question lasts MIN to MAX frames of 80 ms, drawn uniformly "
+                        "(default: EpisodeConfig's, 30 110); a free-running model that talks past ZBB's wait "
+                        "(125 frames) is asked while it talks, a question asked in silence that becomes an interruption")
     p.add_argument("--band-mels", type=int, default=None, metavar="N",
                    help="the tag codec's tagger reads only the lowest N of its 48 mel bands (0: all; default: "
                         "HearingConfig's, 32: up to 3.4 kHz, which every voice fills; the model card's "
