@@ -218,3 +218,26 @@ def test_header_lists_the_model_and_steering_settings(tmp_path):
                                                                header=run_header(dict(run, layer=3)))
     assert "- **Steering:** none (no vector)" in render_markdown(summarize(RECORDS, n_boot=20),
                                                                 header=run_header({"model": "tiny"}))
+
+
+def test_talked_during_the_query_is_a_rate_with_a_paired_difference():
+    """`talked` (the model began words between the query's onset and the reply window): a Wilson-interval rate
+    per condition and a paired difference against the reference, so a report shows how many questions asked in a
+    pause the model talked over, and whether steering changed that."""
+    from zbb.stats import wilson_interval
+
+    quiet = _records("no_interrupt", [1, 1, 0, 0, 1], [1, 1, 0, 0, 1], said_during_query="")
+    for record, talked in zip(quiet, [0, 0, 1, 1, 0], strict=True):
+        record["talked"] = talked
+    steered = [dict(r, condition="no_interrupt+steer", talked=0, iwor=1) for r in quiet]
+    summary = summarize(quiet + steered, n_boot=200, seed=1)
+    talked = summary["conditions"]["no_interrupt"]["metrics"]["talked"]
+    assert (talked["mean"], talked["ci_method"]) == (0.4, "wilson")
+    assert (talked["ci_low"], talked["ci_high"]) == pytest.approx(wilson_interval(2, 5))
+    paired = summary["paired"]["no_interrupt+steer"]
+    assert paired["reference"] == "no_interrupt"
+    assert paired["metrics"]["talked"]["difference"] == pytest.approx(-0.4)
+    md = render_markdown(summary)
+    assert "talked during the query" in md.splitlines()[[i for i, line in enumerate(md.splitlines())
+                                                         if line.startswith("| condition | n items")][0]]
+    assert "| no_interrupt+steer | no_interrupt | talked during the query | 5 |" in md

@@ -84,6 +84,7 @@ def test_run_records_every_condition_and_resumes_without_redoing(tiny, vector_fi
     assert steer["steered_frames"] == [steer["onset_frame"] + k for k in range(3)]
     assert mistimed["steer_onsets"] == [mistimed["query_end_frame"]]
     assert by[(item, "interrupt")]["steered_frames"] == []
+    assert all(r["talked"] == int(bool(r["said_during_query"].strip())) for r in records)
     # a crash mid-write leaves a torn last line: it is ignored, and a rerun redoes only what is missing
     lines = results.read_text().splitlines()
     results.write_text("\n".join(lines[:7]) + "\n" + lines[7][:10])

@@ -21,10 +21,11 @@ from .stats import (
     recovery_interval,
 )
 
-PAIRED_METRICS = ("correct", "iwor", "stopped", "tor")  # tor: FDB imports only
+PAIRED_METRICS = ("correct", "iwor", "talked", "stopped", "tor")  # tor: FDB imports only
 RECOVERY_METRICS = ("correct", "iwor")
 INTERRUPT, NO_INTERRUPT = "interrupt", "no_interrupt"
-LABELS = {"correct": "correctness", "iwor": "IWOR", "stopped": "stopped after onset", "tor": "take-over (FDB)"}
+LABELS = {"correct": "correctness", "iwor": "IWOR", "talked": "talked during the query",
+          "stopped": "stopped after onset", "tor": "take-over (FDB)"}
 
 
 def reference_of(condition: str) -> str | None:

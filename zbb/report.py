@@ -46,11 +46,12 @@ STEER = "interrupt+steer"
 BUFFERED = "buffered"
 KNOWN_CONDITIONS = (NO_INTERRUPT, INTERRUPT, STEER, "interrupt+random", "interrupt+mistimed", BUFFERED,
                     "buffered+steer", "no_interrupt+steer")
-METRICS = ("correct", "iwor", "stopped", "stop_frames", "tor", "latency")
-METRIC_LABELS = {"correct": "correctness", "iwor": "IWOR", "stopped": "stopped after onset",
-                 "stop_frames": "frames to stop", "tor": "take-over rate (FDB)", "latency": "latency (s)"}
+METRICS = ("correct", "iwor", "talked", "stopped", "stop_frames", "tor", "latency")
+METRIC_LABELS = {"correct": "correctness", "iwor": "IWOR", "talked": "talked during the query",
+                 "stopped": "stopped after onset", "stop_frames": "frames to stop", "tor": "take-over rate (FDB)",
+                 "latency": "latency (s)"}
 RATE_METRICS = ("correct", "iwor")
-BINARY_METRICS = ("correct", "iwor", "stopped", "tor")  # rates: Wilson intervals
+BINARY_METRICS = ("correct", "iwor", "talked", "stopped", "tor")  # rates: Wilson intervals
 _VARIANT_LABEL = re.compile(r"[A-Za-z0-9_.=,:+-]+")
 
 

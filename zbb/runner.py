@@ -223,7 +223,9 @@ class Runner:
     def _record(self, s: Scenario, ctl: SteeringController | None, b: int) -> dict[str, Any]:
         tok = self.model.tokenizer
         reply, chunks = s.reply(tok), s.word_chunks(tok)  # only words starting in the reply window are scored
-        extra: dict[str, Any] = {"reply_window": list(s.reply_window), "said_during_query": s.said_during_query(tok)}
+        said = s.said_during_query(tok)  # the text stream's words begun from the onset to the reply window
+        extra: dict[str, Any] = {"reply_window": list(s.reply_window), "said_during_query": said,
+                                 "talked": int(bool(said.strip()))}
         if self.asr is not None:  # score what the model said aloud; keep the text stream's timing if no word times
             heard = transcribe_scenario(self.asr, self.model, s, self._codes, b)
             extra.update(reply_text_stream=reply, asr_word_timing=heard.chunks is not None)
