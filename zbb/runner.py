@@ -52,7 +52,7 @@ from .results import RESULTS, append_records, read_results, record_key, repair_t
 from .run_config import RANDOM, RANDOM_CONTROL, STEERED, RunConfig, check_audio, injection, run_work
 from .run_folder import RunError, record_resolved
 from .scenario import DONE, WAITING, Scenario, split_condition
-from .scoring import is_correct, iwor, latency
+from .scoring import is_correct, iwor, latency, talked
 from .stopping import stop_after_onset
 from .work import NOT_IDENTITY, config_differences, item_batches, launcher_shard, noise_keys, shard_units
 
@@ -225,7 +225,7 @@ class Runner:
         reply, chunks = s.reply(tok), s.word_chunks(tok)  # only words starting in the reply window are scored
         said = s.said_during_query(tok)  # the text stream's words begun from the onset to the reply window
         extra: dict[str, Any] = {"reply_window": list(s.reply_window), "said_during_query": said,
-                                 "talked": int(bool(said.strip()))}
+                                 "talked": talked(said)}
         if self.asr is not None:  # score what the model said aloud; keep the text stream's timing if no word times
             heard = transcribe_scenario(self.asr, self.model, s, self._codes, b)
             extra.update(reply_text_stream=reply, asr_word_timing=heard.chunks is not None)

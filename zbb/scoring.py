@@ -183,6 +183,11 @@ def iwor(item: Mapping[str, Any], reply: str) -> bool:
     )
 
 
+def talked(said_during_query: str) -> int:
+    """1 when the model began any word while the query was said (a record's `said_during_query`), else 0."""
+    return int(bool(said_during_query.strip()))
+
+
 def words_in_window(
     chunks: Sequence[Mapping[str, Any]], start_s: float, end_s: float | None = None
 ) -> list[Mapping[str, Any]]:
@@ -248,4 +253,4 @@ def latency(chunks: Sequence[Mapping[str, Any]], interrupt_end_s: float) -> floa
 
 
 __all__ = ["REPLY_START_TOLERANCE_FRAMES", "Stance", "is_correct", "iwor", "latency", "normalize", "reply_text",
-           "stance", "take_over", "words_in_window"]
+           "stance", "take_over", "talked", "words_in_window"]
