@@ -85,3 +85,12 @@ def test_cli_writes_the_choice_and_says_when_a_sweep_ran_on_zbb(tmp_path, capsys
     (none_eligible / "sweep.json").write_text(json.dumps(_summary([_cell(2, 1, 0.7, random=0.5)])))
     assert zbb_main(["choose", str(none_eligible)]) == 1  # ran, but nothing may be chosen
     assert "No cell is eligible" in capsys.readouterr().out
+
+
+def test_a_random_control_at_the_bound_in_floating_point_is_at_the_bound() -> None:
+    """14 of a 56-point gap is 0.25, which floating point computes as 0.2499999999999999: not below the bound."""
+    at_bound = (0.57 - 0.43) / (0.99 - 0.43)  # a real run: the control 0.57, interrupt 0.43, no_interrupt 0.99
+    assert at_bound < 0.25
+    s = _summary([_cell(2, 1, 0.9, random=at_bound), _cell(3, 1, 0.8, random=0.2)])
+    choice = choose_settings([s])
+    assert [c["eligible"] for c in choice["cells"]] == [False, True] and choice["chosen"]["layer"] == 3
