@@ -37,3 +37,13 @@ def fixture_dir(name: str) -> Path:
     if not path.is_dir():
         pytest.fail(f"shared fixture {path} is missing: CI must run with ../shared beside the repo")
     return path
+
+
+def load_file_module(path: Path, name: str):
+    """A script or example that is not a package module, imported from its file (its source stays readable)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

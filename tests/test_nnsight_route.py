@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
 from duplex_steer.hooks import record
+from tests.conftest import load_file_module
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nnsight_route.py"
 
 
 @pytest.fixture(scope="module")
 def route():
-    spec = importlib.util.spec_from_file_location("nnsight_route", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # nnsight reads trace bodies from this file's source
-    return module
+    return load_file_module(EXAMPLE, "nnsight_route")  # nnsight reads trace bodies from this file's source
 
 
 @pytest.mark.parametrize("name", ["tiny", "tiny_personaplex"])

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import load_file_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "no_interrupt_misses.py"
 
 
 @pytest.fixture(scope="module")
 def misses():
-    spec = importlib.util.spec_from_file_location("no_interrupt_misses", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(SCRIPT, "no_interrupt_misses")
 
 
 def _record(i: int, iwor: int, said: str, waited: int, speaking: bool = False, condition: str = "no_interrupt"):
