@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -500,3 +501,17 @@ def test_a_text_no_voice_could_align_is_not_rendered_again(monkeypatch) -> None:
     with pytest.raises(KeyError, match="could not be rendered in any of"):
         bank.rendering("I have 3 cats.", "flite:kal")
     assert bank.rendering("Cows, they give us milk.", "flite:slt").voice == "flite:slt"
+
+
+def test_training_records_the_host_its_weights_may_depend_on() -> None:
+    """training.json names the CPU beside torch's version: retrainings are bit-identical on one host only."""
+    import platform
+
+    from duplex_steer.organism.train import host_record
+
+    host = host_record()
+    assert set(host) == {"machine", "cpu", "cpu_capability"}
+    assert host["machine"] == platform.machine()
+    assert host["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    if Path("/proc/cpuinfo").is_file() and "model name" in Path("/proc/cpuinfo").read_text().lower():
+        assert host["cpu"] and host["cpu"] in Path("/proc/cpuinfo").read_text()

@@ -15,6 +15,7 @@ accuracy on training and held-out speech, the teacher-forced answer checks of `a
 from __future__ import annotations
 
 import math
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,6 +159,22 @@ def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | N
     return bank, record
 
 
+def host_record() -> dict[str, str]:
+    """What a checkpoint's weights may depend on beyond its settings: on one host a retraining is bit-identical,
+    on another of the same kind (same torch) its codec differs at 1e-5 (the model card, "Retrained from a fresh
+    clone"), so training.json names the CPU: its model as the kernel reports it and the vector instructions
+    torch's kernels use."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {"machine": platform.machine(), "cpu": model or platform.processor(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
           codec_from: str | Path | None = None) -> dict:
     """Train one organism into `out_dir` (the tag codec fitted here, or loaded from the checkpoint
@@ -212,7 +229,7 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
         checks.append(answer_check(model, check_set, world, config.steps))
     record = {
         "config": asdict(config), "setup_s": round(setup_s, 1), "wall_s": round(time.perf_counter() - t0, 1),
-        "torch": torch.__version__, "threads": config.threads, "codec": codec_record, "history": history,
+        "torch": torch.__version__, "host": host_record(), "threads": config.threads, "codec": codec_record, "history": history,
         "answer_checks": checks,
     }
     save_checkpoint(model, out, training=record)
