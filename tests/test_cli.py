@@ -273,3 +273,20 @@ def test_a_recording_past_the_organisms_context_gets_a_warning(tmp_path, capsys)
     wav = _wav(tmp_path / "long.wav", seconds=21.0, sr=8000)
     assert main(["converse", "--audio", str(wav), "--out", str(tmp_path / "o"), "--greedy"]) == 0
     assert f"warning: {wav} lasts 21.0 s (263 frames)" in capsys.readouterr().err
+
+
+def test_steering_options_name_the_defaults_a_run_uses() -> None:
+    """--layer / --alpha / --span help names the organism's settings as they are (they once said layer 2 after
+    the default had become 5) and the paper's for other models."""
+    import argparse
+
+    from duplex_steer.organism.settings import STEERING_DEFAULTS
+    from duplex_steer.steering_args import add_steering_args
+
+    parser = argparse.ArgumentParser()
+    add_steering_args(parser)
+    helps = {a.dest: " ".join(a.help.split()) for a in parser._actions if a.dest in ("layer", "alpha", "span")}
+    assert f"the organism {STEERING_DEFAULTS['layer']}," in helps["layer"]
+    assert "32-layer Moshi / PersonaPlex 23" in helps["layer"]
+    assert f"the organism {STEERING_DEFAULTS['alpha']}, other models 5.5" in helps["alpha"]
+    assert f"the organism {STEERING_DEFAULTS['span']}, other models 3" in helps["span"]
