@@ -64,28 +64,39 @@ def condition_table(reports: dict[int, dict]) -> list[str]:
 # figures are ratios of counts computed in floating point (14 / 56 reads 0.2499999999999999): a figure within
 # TOLERANCE of a bound is at the bound, so "< 0.25" refuses it and ">= 0.7" takes it
 TOLERANCE = 1e-9
+NOT_RUN = "not in the run (`zbb main` runs every condition)"
 
 
 def target_rows(report: dict) -> list[tuple[str, str, bool]]:
-    """(target, figure, met) for one seed's report."""
-    cond, rec, paired = report["conditions"], report["recovery_paired"], report["paired"]
-    rows = [("no_interrupt IWOR >= 0.85", rate(cond["no_interrupt"]["metrics"]["iwor"]),
-             cond["no_interrupt"]["metrics"]["iwor"]["mean"] >= 0.85 - TOLERANCE),
-            ("no_interrupt correctness >= 0.8", rate(cond["no_interrupt"]["metrics"]["correct"]),
-             cond["no_interrupt"]["metrics"]["correct"]["mean"] >= 0.8 - TOLERANCE),
-            ("interrupt IWOR <= 0.2", rate(cond["interrupt"]["metrics"]["iwor"]),
-             cond["interrupt"]["metrics"]["iwor"]["mean"] <= 0.2 + TOLERANCE)]
+    """(target, figure, met) for one seed's report. A target whose condition the run lacks (`zbb run` without
+    the controls in --conditions; `zbb main` runs them all) reads "not in the run" and is not met."""
+    cond, rec, paired = report["conditions"], report.get("recovery_paired", {}), report.get("paired", {})
+    rows = []
+    for key, metric, name, test in (("no_interrupt", "iwor", "no_interrupt IWOR >= 0.85", lambda m: m >= 0.85 - TOLERANCE),
+                                    ("no_interrupt", "correct", "no_interrupt correctness >= 0.8",
+                                     lambda m: m >= 0.8 - TOLERANCE),
+                                    ("interrupt", "iwor", "interrupt IWOR <= 0.2", lambda m: m <= 0.2 + TOLERANCE)):
+        if key not in cond:
+            rows.append((name, NOT_RUN, False))
+            continue
+        rows.append((name, rate(cond[key]["metrics"][metric]), test(cond[key]["metrics"][metric]["mean"])))
     for key, target, test in (("interrupt+steer", ">= 0.70", lambda r: r >= 0.7 - TOLERANCE),
                               ("interrupt+random", "< 0.25", lambda r: r < 0.25 - TOLERANCE),
                               ("interrupt+mistimed", "< 0.25", lambda r: r < 0.25 - TOLERANCE)):
+        name = f"{key} recovers {target} of the IWOR gap"
+        if key not in rec:
+            rows.append((name, NOT_RUN, False))
+            continue
         r = rec[key]["iwor"]
-        rows.append((f"{key} recovers {target} of the IWOR gap",
-                     f"{r['recovery']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", test(r["recovery"])))
-    for key in ("no_interrupt+steer", "buffered+steer"):
+        rows.append((name, f"{r['recovery']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]", test(r["recovery"])))
+    for key, reference in (("no_interrupt+steer", "no_interrupt"), ("buffered+steer", "buffered")):
         for metric in ("iwor", "correct"):
+            name = f"{key} - {reference} {metric} within 0.05"
+            if key not in paired:
+                rows.append((name, NOT_RUN, False))
+                continue
             entry = paired[key]["metrics"][metric]
-            rows.append((f"{key} - {paired[key]['reference']} {metric} within 0.05", diff(entry),
-                         abs(entry["difference"]) <= 0.05 + TOLERANCE))
+            rows.append((name, diff(entry), abs(entry["difference"]) <= 0.05 + TOLERANCE))
     return rows
 
 

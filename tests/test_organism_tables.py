@@ -80,3 +80,21 @@ def test_a_figure_at_a_bound_in_floating_point_is_judged_at_the_bound(tables):
     assert not met["no_interrupt IWOR >= 0.85"] and met["interrupt+mistimed recovers < 0.25 of the IWOR gap"]
     assert not met["interrupt+steer recovers >= 0.70 of the IWOR gap"]
     assert met["no_interrupt+steer - no_interrupt iwor within 0.05"]
+
+
+def test_a_run_without_the_controls_says_so_instead_of_failing(tables):
+    """`zbb run` without the controls in --conditions: the targets it cannot judge read "not in the run" and
+    are not met; the ones it can are judged as before."""
+    report = _report(0.9, 0.0, steer=0.8)
+    del report["recovery_paired"]["interrupt+random"], report["recovery_paired"]["interrupt+mistimed"]
+    del report["paired"]["buffered+steer"]
+    rows = {name: (figure, ok) for name, figure, ok in tables.target_rows(report)}
+    assert len(rows) == 10
+    for name in ("interrupt+random recovers < 0.25 of the IWOR gap", "interrupt+mistimed recovers < 0.25 of the IWOR gap",
+                 "buffered+steer - buffered iwor within 0.05", "buffered+steer - buffered correct within 0.05"):
+        assert rows[name] == (tables.NOT_RUN, False)
+    assert rows["no_interrupt IWOR >= 0.85"][1] and rows["interrupt+steer recovers >= 0.70 of the IWOR gap"][1]
+    assert rows["no_interrupt+steer - no_interrupt iwor within 0.05"][1]
+    del report["conditions"]["interrupt"]
+    rows = {name: (figure, ok) for name, figure, ok in tables.target_rows(report)}
+    assert rows["interrupt IWOR <= 0.2"] == (tables.NOT_RUN, False)
