@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cpu_name() -> str:
-    """The processor's model name (/proc/cpuinfo), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+    """The processor's model name (`duplex_steer.threads.cpu_name`), imported when called: reference_speed.py's
+    reference worker imports this module in the reference environment, where the package is not installed."""
+    from duplex_steer.threads import cpu_name as library_cpu_name
+
+    return library_cpu_name()
 
 
 def machine_line() -> str:

@@ -15,16 +15,15 @@ from .steering.defaults import PAPER_ALPHA, PAPER_DEPTH, PAPER_LAYER, PAPER_SPAN
 
 def add_steering_args(parser: argparse.ArgumentParser) -> None:
     """--layer, --alpha, --span (default: the model's) and --allow-negative-alpha."""
-    organism = ORGANISM_STEERING
     parser.add_argument("--layer", type=int, default=None,
-                        help=f"steering layer (default: the model's: the organism {organism['layer']}, a "
+                        help=f"steering layer (default: the model's: the organism {ORGANISM_STEERING['layer']}, a "
                              f"{PAPER_DEPTH}-layer Moshi / PersonaPlex {PAPER_LAYER}, else {PAPER_LAYER}/{PAPER_DEPTH} "
                              "of the depth; the vector's first layer if it lacks that one)")
     parser.add_argument("--alpha", type=float, default=None,
-                        help=f"strength (default: the model's: the organism {organism['alpha']}, other models "
+                        help=f"strength (default: the model's: the organism {ORGANISM_STEERING['alpha']}, other models "
                              f"{PAPER_ALPHA})")
     parser.add_argument("--span", type=int, default=None,
-                        help=f"frames steered after the onset (default: the model's: the organism {organism['span']}, "
+                        help=f"frames steered after the onset (default: the model's: the organism {ORGANISM_STEERING['span']}, "
                              f"other models {PAPER_SPAN})")
     parser.add_argument("--allow-negative-alpha", action="store_true",
                         help="accept a negative --alpha (steers away from the perceptive state)")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -45,6 +46,18 @@ def passive_wait() -> None:
 
     Call it first thing in a process's entry point: OpenMP reads the setting once, when torch loads."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo), else what platform knows: benchmarks and training records
+    name the machine with it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def available_cores() -> int:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.text import PAD
+from ..threads import cpu_name
 from .answers import accuracy, answer_tally
 from .episodes import EpisodeConfig, EpisodeGenerator
 from .hearing import HearingConfig, examples, fit_tag_codec, hearing_texts, tagging_accuracy, user_texts
@@ -162,17 +163,8 @@ def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | N
 def host_record() -> dict[str, str]:
     """What a checkpoint's weights may depend on beyond its settings: on one host a retraining is bit-identical,
     on another of the same kind (same torch) its codec differs at 1e-5 (the model card, "Retrained from a fresh
-    clone"), so training.json names the CPU: its model as the kernel reports it and the vector instructions
-    torch's kernels use."""
-    model = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"machine": platform.machine(), "cpu": model or platform.processor(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    clone"), so training.json names the CPU and the vector instructions torch's kernels use."""
+    return {"machine": platform.machine(), "cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def train(config: TrainConfig, out_dir: str | Path, progress: bool = True,
