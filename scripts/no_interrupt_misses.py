@@ -3,11 +3,11 @@
     .venv/bin/python scripts/no_interrupt_misses.py RUN [RUN ...]
 
 For each ZBB run folder, the `no_interrupt` records the report scores (`zbb.condition_check`: the model was
-silent at the onset) are split by `talked` (`zbb.scoring.talked`: the model began words while the question
-was said, from the record's `said_during_query`, so runs made before the `talked` field are read the same way)
-and by IWOR. A miss while silent is a miss of hearing (or of answering); a miss while talking is a turn-taking
-miss: the model resumed its monologue as the user began, or ZBB's wait ran out (`max_wait_frames`, the run's
-config) while it paused between sentences. Prints one markdown row per run.
+silent at the onset) are split by whether the model began words while the question was said
+(`zbb.talk_split.talked_over`: the record's `talked`, else its `said_during_query`, so older runs read the same
+way; `zbb talk-split` splits every condition so) and by IWOR. A miss while silent is a miss of hearing (or of
+answering); a miss while talking is a turn-taking miss: the model resumed its monologue as the user began, or
+ZBB's wait ran out (`max_wait_frames`, the run's config) while it paused between sentences. Prints one markdown row per run.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from zbb.condition_check import scored_records
 from zbb.results import read_run_records
 from zbb.scenario import ScenarioRules
-from zbb.scoring import talked
+from zbb.talk_split import talked_over
 
 HEADER = ("| run | n | IWOR | talked over the question | their IWOR | at ZBB's wait limit | misses: while talking "
           "/ while silent | IWOR had it not talked (silent runs only) |")
@@ -34,7 +34,7 @@ def split_misses(run: str | Path) -> dict[str, Any]:
     rows = [r for r in scored_records(read_run_records(run)) if r["condition"] == "no_interrupt"]
     if not rows:
         raise SystemExit(f"{run}: no scored no_interrupt records (is it a ZBB run folder?)")
-    over = [r for r in rows if talked(r.get("said_during_query", ""))]
+    over = [r for r in rows if talked_over(r)]
     silent = [r for r in rows if r not in over]
     return {"run": str(run), "n": len(rows), "iwor": sum(r["iwor"] for r in rows) / len(rows),
             "talked": len(over), "talked_iwor": sum(r["iwor"] for r in over),

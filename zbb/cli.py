@@ -200,6 +200,30 @@ def _add_compare(subparsers: Any) -> None:
     parser.set_defaults(func=_cmd_compare)
 
 
+def _cmd_talk_split(args: argparse.Namespace) -> int:
+    from zbb.compare import read_run
+    from zbb.talk_split import render_talk_split
+
+    text = "\n".join(render_talk_split(str(run), read_run(run, args.keep_unmet)) for run in args.runs)
+    print(text, end="")
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    return 0
+
+
+def _add_talk_split(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "talk-split", help="IWOR split by whether the model talked over the question: stopped, or heard through?",
+        description="Per condition, the share of items where the model began words while the question was said "
+        "and the IWOR of each part; per steered or control condition, paired with the unsteered one by item: how "
+        "often it was made to stop and how often it then named the first word (zbb.talk_split). Tells a vector "
+        "that repairs by stopping the model from one that repairs its hearing while it talks.")
+    parser.add_argument("runs", nargs="+", help="run folders (`zbb run/main --out`)")
+    parser.add_argument("--out", default=None, help="also write the tables to this markdown file")
+    add_keep_unmet(parser)
+    parser.set_defaults(func=_cmd_talk_split)
+
+
 def _cmd_choose(args: argparse.Namespace) -> int:
     from zbb.sweep_choice import choose_settings, load_summaries, render_choice
 
@@ -236,7 +260,8 @@ def _add_choose(subparsers: Any) -> None:
 
 
 SUBCOMMANDS: list[Callable[[Any], None]] = [add_main, _add_items, _add_score, add_run, add_report, _add_build,
-                                            _add_compare, add_sweep, _add_choose, add_import_fdb]
+                                            _add_compare, _add_talk_split, add_sweep, _add_choose,
+                                            add_import_fdb]
 
 
 def build_parser() -> argparse.ArgumentParser:
