@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from zbb.cli import main as zbb_main
-from zbb.talk_split import split_by_talking, talked_over, transitions, unsteered_condition
+from zbb.report import write_report
+from zbb.talk_split import render_talk_split, split_by_talking, talked_over, transitions, unsteered_condition
 
 
 def _record(item: str, condition: str, iwor: int, said: str, speaking: bool = True) -> dict:
@@ -59,3 +60,26 @@ def test_cli_prints_both_tables_leaves_out_unmet_records_and_refuses_empty_folde
     (tmp_path / "empty").mkdir()
     assert zbb_main(["talk-split", str(tmp_path / "empty")]) == 2
     assert capsys.readouterr().err.startswith(f"zbb: error: no results in {tmp_path / 'empty'}")
+
+
+def test_records_that_do_not_say_what_was_said_are_left_out_and_named(tmp_path: Path, capsys) -> None:
+    bare = [{k: v for k, v in r.items() if k != "said_during_query"} for r in RECORDS]  # replies scored from a file
+    assert split_by_talking(bare, "interrupt") is None and transitions(bare, "interrupt+steer") is None
+    assert render_talk_split("## split", bare) == ""
+    mixed = [*RECORDS, {**bare[0], "id": "z"}]  # one record more, without the words: not counted
+    assert split_by_talking(mixed, "interrupt").n == 4
+    run = tmp_path / "scored"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in bare))
+    assert zbb_main(["talk-split", str(run)]) == 0
+    assert "no record says what the model said during the question" in capsys.readouterr().out
+
+
+def test_the_report_carries_the_split_when_the_records_say_what_was_said(tmp_path: Path) -> None:
+    write_report(RECORDS, tmp_path / "run", n_boot=50)
+    markdown = (tmp_path / "run" / "report.md").read_text()
+    assert "## Stopped, or heard through?" in markdown
+    assert "| interrupt+steer vs interrupt | 4 | 3 | 0.67 (2 of 3) | 0.50 (1 of 2) | 1 | 1.00 (1 of 1) |" in markdown
+    write_report([{k: v for k, v in r.items() if k != "said_during_query"} for r in RECORDS], tmp_path / "bare",
+                 n_boot=50)
+    assert "Stopped, or heard through?" not in (tmp_path / "bare" / "report.md").read_text()

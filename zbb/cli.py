@@ -204,7 +204,12 @@ def _cmd_talk_split(args: argparse.Namespace) -> int:
     from zbb.compare import read_run
     from zbb.talk_split import render_talk_split
 
-    text = "\n".join(render_talk_split(str(run), read_run(run, args.keep_unmet)) for run in args.runs)
+    parts = []
+    for run in args.runs:
+        tables = render_talk_split(f"### {run}", read_run(run, args.keep_unmet))
+        parts.append(tables or f"### {run}\n\nno record says what the model said during the question (replies "
+                               "scored from a file carry no `said_during_query`)\n")
+    text = "\n".join(parts)
     print(text, end="")
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")

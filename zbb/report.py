@@ -39,6 +39,7 @@ from .stats import (
     mean_se,
     wilson_interval,
 )
+from .talk_split import render_talk_split
 
 NO_INTERRUPT = "no_interrupt"
 INTERRUPT = "interrupt"
@@ -367,6 +368,8 @@ def write_report(
     write_items_csv(mark_records(records, keep_unmet), out / "items.csv")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     markdown = render_markdown(summary, caveat=caveat, title=title, header=header) + render_condition_check(summary["condition_check"])
+    split = render_talk_split("## Stopped, or heard through? (`zbb talk-split`)", scored_records(records, keep_unmet))
+    markdown += "\n" + split if split else ""
     (out / "report.md").write_text(markdown, encoding="utf-8")
     plot_report(summary, out / "report.png", title=title, caveat=caveat)
     return report

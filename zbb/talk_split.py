@@ -25,10 +25,15 @@ from .scoring import talked
 
 
 def talked_over(record: Mapping[str, Any]) -> bool:
-    """Whether the model began words while the record's question was said."""
-    if "talked" in record and record["talked"] is not None:
+    """Whether the model began words while the record's question was said (False when not recorded)."""
+    if record.get("talked") is not None:
         return bool(record["talked"])
-    return bool(talked(str(record.get("said_during_query", ""))))
+    return bool(talked(str(record.get("said_during_query") or "")))
+
+
+def knows_talking(record: Mapping[str, Any]) -> bool:
+    """Whether the record says what the model said during the question (replies scored from a file do not)."""
+    return record.get("talked") is not None or record.get("said_during_query") is not None
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class Transitions:
 
 def split_by_talking(records: Sequence[Mapping[str, Any]], condition: str) -> TalkSplit | None:
     """The condition's records split by `talked_over`; None when the run has no record of it."""
-    rows = [r for r in records if r["condition"] == condition and r.get("iwor") is not None]
+    rows = [r for r in records if r["condition"] == condition and r.get("iwor") is not None and knows_talking(r)]
     if not rows:
         return None
     over = [r for r in rows if talked_over(r)]
@@ -84,8 +89,9 @@ def transitions(records: Sequence[Mapping[str, Any]], condition: str) -> Transit
     against = unsteered_condition(condition)
     if against == condition:
         return None
-    base = {(r["id"], r.get("repetition", 0)): r for r in records if r["condition"] == against}
-    pairs = [(base[(r["id"], r.get("repetition", 0))], r) for r in records
+    known = [r for r in records if knows_talking(r)]
+    base = {(r["id"], r.get("repetition", 0)): r for r in known if r["condition"] == against}
+    pairs = [(base[(r["id"], r.get("repetition", 0))], r) for r in known
              if r["condition"] == condition and (r["id"], r.get("repetition", 0)) in base]
     if not pairs:
         return None
@@ -107,9 +113,12 @@ def _share(k: int, n: int) -> str:
     return f"{k / n:.2f} ({k} of {n})" if n else "n/a"
 
 
-def render_talk_split(run_name: str, records: Sequence[Mapping[str, Any]]) -> str:
-    """The markdown tables of one run: the split per condition, then the paired transitions."""
-    lines = [f"### {run_name}", "",
+def render_talk_split(heading: str, records: Sequence[Mapping[str, Any]]) -> str:
+    """The markdown tables of one run under `heading` (a markdown heading line): the split per condition, then
+    the paired transitions; "" when no record says what the model said during the question."""
+    if not any(knows_talking(r) for r in records):
+        return ""
+    lines = [heading, "",
              "| condition | n | IWOR | talked over the question | IWOR when it talked | IWOR when silent |",
              "|---|---|---|---|---|---|"]
     conditions = conditions_in(records)
@@ -130,5 +139,5 @@ def render_talk_split(run_name: str, records: Sequence[Mapping[str, Any]]) -> st
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["TalkSplit", "Transitions", "conditions_in", "render_talk_split", "split_by_talking", "talked_over",
-           "transitions", "unsteered_condition"]
+__all__ = ["TalkSplit", "Transitions", "conditions_in", "knows_talking", "render_talk_split", "split_by_talking",
+           "talked_over", "transitions", "unsteered_condition"]
