@@ -20,6 +20,7 @@ from .recording_limits import (
     max_seconds_from_args,
     recording_frames,
 )
+from .steering.defaults import FRAME_SPLITS
 from .steering_args import add_steering_args
 from .threads import add_threads_to_subcommands, configure_from_args, passive_wait
 
@@ -77,15 +78,12 @@ def cmd_fit_vector(args: argparse.Namespace) -> int:
 
     from .organism.fixtures import default_dialogues
     from .steering.defaults import default_steering
-    from .steering.fit import ActivityLabeler, AffinityLabeler, fit_perception_vector
+    from .steering.fit import fit_perception_vector, make_labeler
 
     model, prompt = load_with_prompt(args)
     dialogues = default_dialogues(model)[: args.dialogues] if args.dialogues else default_dialogues(model)
     layers = args.layers or [default_steering(model)["layer"]]
-    if args.split == "affinity":
-        labeler = AffinityLabeler(margin=args.margin)
-    else:
-        labeler = ActivityLabeler(require_model_silence=args.split == "activity")
+    labeler = make_labeler(args.split, args.margin)
     bar = tqdm(total=len(dialogues), desc="fitting on dialogues", unit="dialogue")
 
     def progress(done: int, total: int) -> None:
@@ -200,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="vector file to write (.safetensors)")
     p.add_argument("--layers", type=int, nargs="+", default=None, help="layers (default: the model's steering layer, "
                    "duplex_steer.steering.defaults)")
-    p.add_argument("--split", choices=["activity", "user-activity", "affinity"], default="activity",
+    p.add_argument("--split", choices=FRAME_SPLITS, default="activity",
                    help="activity: user speaks & model silent vs the reverse; user-activity: user speaks vs not; "
                         "affinity: z-scored band S_perc vs S_gen (the paper's way)")
     p.add_argument("--margin", type=float, default=0.5, help="z-score margin for --split affinity")

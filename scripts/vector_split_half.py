@@ -17,7 +17,8 @@ import torch
 
 import duplex_steer
 from duplex_steer.organism.fixtures import default_dialogues
-from duplex_steer.steering.fit import ActivityLabeler, AffinityLabeler, fit_perception_vector
+from duplex_steer.steering.defaults import FRAME_SPLITS
+from duplex_steer.steering.fit import fit_perception_vector, make_labeler
 
 
 def split_half(model, layers: list[int], split: str = "activity", seed: int = 0, dialogues=None) -> list[dict]:
@@ -27,7 +28,7 @@ def split_half(model, layers: list[int], split: str = "activity", seed: int = 0,
     if len(dialogues) < 4:
         raise SystemExit(f"{len(dialogues)} dialogues: a split half needs at least 4")
     half = len(dialogues) // 2
-    labeler = AffinityLabeler() if split == "affinity" else ActivityLabeler(require_model_silence=split == "activity")
+    labeler = make_labeler(split)
     first, second, whole = (fit_perception_vector(model, part, layers, labeler, batch_size=8, seed=seed)[0]
                             for part in (dialogues[:half], dialogues[half:], dialogues))
     return [{"layer": layer,
@@ -40,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="organism", help="a model name or checkpoint folder (default organism)")
     parser.add_argument("--layers", type=int, nargs="+", default=[3, 5], help="layers to fit (default 3 5)")
-    parser.add_argument("--split", choices=["activity", "user-activity", "affinity"], default="activity",
+    parser.add_argument("--split", choices=FRAME_SPLITS, default="activity",
                         help="the frame split, as fit-vector's --split (default activity)")
     args = parser.parse_args()
     torch.manual_seed(0)

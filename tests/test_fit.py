@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from duplex_steer.hooks import record
-from duplex_steer.steering.fit import ActivityLabeler, FitError, auc, fit_perception_vector
+from duplex_steer.steering.defaults import FRAME_SPLITS
+from duplex_steer.steering.fit import (
+    ActivityLabeler,
+    AffinityLabeler,
+    FitError,
+    auc,
+    fit_perception_vector,
+    make_labeler,
+)
 
 
 class _Dialogue:
@@ -99,3 +107,14 @@ def test_the_vector_does_not_depend_on_the_batch_size(tiny):
         assert torch.allclose(one[layer], three[layer], atol=1e-5)
     changed, _ = fit_perception_vector(tiny, dialogues, [1], labeler, heldout_fraction=0.25, batch_size=3, seed=1)
     assert not torch.allclose(changed[1], three[1], atol=1e-3)  # the seed does reach the sampling
+
+
+def test_each_frame_split_names_its_labeler_and_an_unknown_one_is_refused() -> None:
+    assert FRAME_SPLITS[0] == "activity"  # the default of fit-vector --split and make_labeler
+    activity, user_activity = make_labeler("activity"), make_labeler("user-activity")
+    assert isinstance(activity, ActivityLabeler) and activity.require_model_silence
+    assert isinstance(user_activity, ActivityLabeler) and not user_activity.require_model_silence
+    affinity = make_labeler("affinity", margin=0.8)
+    assert isinstance(affinity, AffinityLabeler) and affinity.margin == 0.8
+    with pytest.raises(FitError, match="unknown frame split 'energy'"):
+        make_labeler("energy")

@@ -131,6 +131,10 @@ def resolve_steering(model, vector: PerceptionVector | None = None, layer: int |
                             span=int(defaults["span"] if span is None else span), sources=sources)
 
 
-__all__ = ["MODEL_DEFAULT", "PAPER_ALPHA", "PAPER_LAYER", "PAPER_SPAN", "SteeringArgError", "SteeringSettings",
+# how a perception vector's fit splits frames into perceptive and generative ones (`fit-vector --split`,
+# `steering.fit.make_labeler`), the default first
+FRAME_SPLITS = ("activity", "user-activity", "affinity")
+
+__all__ = ["FRAME_SPLITS", "MODEL_DEFAULT", "PAPER_ALPHA", "PAPER_LAYER", "PAPER_SPAN", "SteeringArgError", "SteeringSettings",
            "check_alpha", "check_layer", "check_steering_args", "default_steering", "default_steering_layer",
            "resolve_steering", "vector_model_layers"]

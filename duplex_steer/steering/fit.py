@@ -24,6 +24,7 @@ from ..engine.noise import key_for
 from ..errors import DuplexSteerError
 from ..hooks import CurrentFrameSink, check_layers, patch_record
 from ..probes.activity import WORD_RULE, TextActivityRule, model_activity_rule
+from .defaults import FRAME_SPLITS
 from .vector import PerceptionVector
 
 PERCEPTIVE, GENERATIVE, SKIP = 1, -1, 0
@@ -113,6 +114,16 @@ class AffinityLabeler:
 
     def label(self, session, frame: int) -> np.ndarray:
         return self._labels[:, frame]
+
+
+def make_labeler(split: str = "activity", margin: float = 0.5) -> ActivityLabeler | AffinityLabeler:
+    """The labeler of a `--split`: activity (user speaks and model silent vs the reverse), user-activity (user
+    speaks vs not), affinity (z-scored band S_perc vs S_gen beyond `margin`, the paper's way)."""
+    if split not in FRAME_SPLITS:
+        raise FitError(f"unknown frame split {split!r}: use one of {', '.join(FRAME_SPLITS)}")
+    if split == "affinity":
+        return AffinityLabeler(margin=margin)
+    return ActivityLabeler(require_model_silence=split == "activity")
 
 
 @dataclass
