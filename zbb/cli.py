@@ -176,14 +176,18 @@ def _add_build(subparsers: Any) -> None:
     parser.set_defaults(func=_cmd_build)
 
 
+def _print_and_write(text: str, out: str | None) -> None:
+    """Print a markdown table and, with --out, write the same text to that file."""
+    print(text, end="")
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from zbb.compare import compare_runs, render_compare_markdown
 
     comparison = compare_runs(args.run, args.against, keep_unmet=args.keep_unmet)
-    table = render_compare_markdown(comparison, str(args.run), str(args.against))
-    print(table, end="")
-    if args.out:
-        Path(args.out).write_text(table, encoding="utf-8")
+    _print_and_write(render_compare_markdown(comparison, str(args.run), str(args.against)), args.out)
     return 0
 
 
@@ -209,10 +213,7 @@ def _cmd_talk_split(args: argparse.Namespace) -> int:
         tables = render_talk_split(f"### {run}", read_run(run, args.keep_unmet))
         parts.append(tables or f"### {run}\n\nno record says what the model said during the question (replies "
                                "scored from a file carry no `said_during_query`)\n")
-    text = "\n".join(parts)
-    print(text, end="")
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+    _print_and_write("\n".join(parts), args.out)
     return 0
 
 
