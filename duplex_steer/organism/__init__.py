@@ -29,6 +29,7 @@ CODEC_OPTIONS = (("codec_augmentations", "augmentations", 0), ("codec_renderings
 def cmd_train(args: argparse.Namespace) -> int:
     from ..engine.mel_codec import MelSettings
     from .episodes import EpisodeConfig
+    from .hearing import TRAINING_VOICES
     from .train import TrainConfig, train
 
     if args.false_descriptions is not None and args.false_descriptions < 1:
@@ -52,6 +53,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.tag_noise_while_talking is not None and not 0.0 <= args.tag_noise_while_talking < 1.0:
         raise DuplexSteerError(f"--tag-noise-while-talking must be at least 0 and below 1 (a fraction of the user's "
                                f"speech frames while the model talks), got {args.tag_noise_while_talking}")
+    if args.user_variants is not None and args.user_variants < len(TRAINING_VOICES):
+        raise DuplexSteerError(f"--user-variants must be at least {len(TRAINING_VOICES)} (variants 0-"
+                               f"{len(TRAINING_VOICES) - 1} are the training voices clean; the rest augmented "
+                               f"copies), got {args.user_variants}")
     if args.monologue_frames is not None:
         low, high = args.monologue_frames
         if not 1 <= low <= high <= EpisodeConfig.frames // 2:
@@ -92,6 +97,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes.tag_noise = args.tag_noise
     if args.tag_noise_while_talking is not None:
         episodes.tag_noise_while_talking = args.tag_noise_while_talking
+    if args.user_variants is not None:
+        episodes.variants = args.user_variants
     if args.monologue_frames is not None:
         episodes.monologue_frames = tuple(args.monologue_frames)
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
@@ -176,6 +183,10 @@ def register(sub) -> None:
                    help="the same share, only for the user's speech frames while the model is talking: the model "
                         "learns to hear worse while it talks, an inertia made by the data (default: "
                         "EpisodeConfig's, 0; the model card's 'Noise while talking')")
+    p.add_argument("--user-variants", type=int, default=None, metavar="N",
+                   help="acoustic variants of every user sentence: the 8 training voices clean, the rest seeded "
+                        "augmented copies (default: EpisodeConfig's, 18); more variants leave fewer fixed "
+                        "acoustics to memorize the facts by (the model card's 'Facts in ZBB's audio')")
     p.add_argument("--monologue-frames", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="the model's monologue before a question lasts MIN to MAX frames of 80 ms, drawn uniformly "
                         "(default: EpisodeConfig's, 30 110); a free-running model that talks past ZBB's wait "
