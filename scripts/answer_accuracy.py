@@ -64,7 +64,8 @@ def answer_accuracy(folder: Path, voices: tuple[str, ...], n_episodes: int, seed
         config.variants = len(voices)  # clean renderings in the given voices only
         bank_voices = voices + (FALLBACK_VOICE,)  # for the odd text an engine's timings cannot align ("Hmm.")
     # the bank's seed draws the augmented variants: the training's own, unless asked for new ones
-    bank = SpeechBank(codec=model.codec, voices=bank_voices, seed=seed if new_augmentations else training_seed)
+    bank = SpeechBank(codec=model.codec, voices=bank_voices, seed=seed if new_augmentations else training_seed,
+                      lossy_share=config.lossy_variants)
     gen = EpisodeGenerator(world, bank, config, seed=seed)
     tally = answer_tally(model, [gen.episode() for _ in tqdm(range(n_episodes), desc="episodes")], world)
     out = {}

@@ -14,6 +14,7 @@ from duplex_steer.speech.augment import (
     apply_augmentation,
     augment_utterance,
     draw_augmentation,
+    lossy_round_trip,
 )
 
 
@@ -125,3 +126,31 @@ def test_bad_settings_get_one_clear_error() -> None:
         Augmentation(speed=0.0)
     with pytest.raises(AugmentationError, match="rt60_s"):
         Augmentation(rt60_s=-1.0)
+    with pytest.raises(AugmentationError, match="lossy_rate 100"):
+        Augmentation(lossy_rate=100)
+
+
+def test_lossy_storage_keeps_length_and_words_and_changes_the_samples() -> None:
+    audio = bursts([(0.1, 0.4), (0.7, 1.2)]) + 0.01 * np.random.default_rng(0).standard_normal(36000).astype(np.float32)
+    for rate in (16000, 24000):
+        out = lossy_round_trip(audio, rate)
+        assert out.dtype == np.float32 and out.shape == audio.shape
+        assert not np.array_equal(out, audio)  # the codec's artefacts
+        snr = 10 * np.log10(np.sum(audio**2) / np.sum((out - audio) ** 2))
+        assert snr > 10  # the speech is kept
+        assert np.abs(out[int(0.5 * SAMPLE_RATE) : int(0.6 * SAMPLE_RATE)]).max() < 0.1  # silence stays quiet
+    assert np.array_equal(lossy_round_trip(audio, 16000), lossy_round_trip(audio, 16000))  # reproducible
+    plain = apply_augmentation(audio, Augmentation(seed=3))
+    stored = apply_augmentation(audio, Augmentation(seed=3, lossy_rate=16000))
+    assert np.array_equal(stored, lossy_round_trip(plain, 16000))  # the last step
+
+
+def test_lossy_storage_is_drawn_after_everything_else() -> None:
+    before = [draw_augmentation(np.random.default_rng(s)) for s in range(50)]
+    never = [draw_augmentation(np.random.default_rng(s), lossy_probability=0.0) for s in range(50)]
+    always = [draw_augmentation(np.random.default_rng(s), lossy_probability=1.0) for s in range(50)]
+    assert never == before and all(a.lossy_rate is None for a in before)  # 0: the augmentations of before
+    assert [a.__class__(**{**a.__dict__, "lossy_rate": None}) for a in always] == before
+    assert {a.lossy_rate for a in always} == {16000, 24000}
+    some = [draw_augmentation(np.random.default_rng(s), lossy_probability=0.5) for s in range(400)]
+    assert 0.4 < sum(a.lossy_rate is not None for a in some) / 400 < 0.6

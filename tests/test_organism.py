@@ -278,10 +278,10 @@ def test_committed_checkpoint_was_trained_with_the_recipes_defaults() -> None:
         recorded.pop(free), defaults.pop(free)
     # a setting added after the training may be missing from its record only if its default is the behaviour
     # the training had: interruption_zbb_subject_rate None (the questions' ZBB share), tag_noise and
-    # tag_noise_while_talking 0 (clean tags),
+    # tag_noise_while_talking 0 (clean tags), lossy_variants 0 (no lossy storage),
     # band_masks / time_masks 0 (no masks while the tagger trains; their widths matter only with masks)
     for part, added, before in (("episodes", "interruption_zbb_subject_rate", None), ("episodes", "tag_noise", 0.0),
-                                ("episodes", "tag_noise_while_talking", 0.0),
+                                ("episodes", "tag_noise_while_talking", 0.0), ("episodes", "lossy_variants", 0.0),
                                 ("hearing", "band_masks", 0), ("hearing", "time_masks", 0)):
         if added not in recorded[part]:
             assert defaults[part].pop(added) == before
@@ -515,3 +515,20 @@ def test_training_records_the_host_its_weights_may_depend_on() -> None:
     assert host["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     if Path("/proc/cpuinfo").is_file() and "model name" in Path("/proc/cpuinfo").read_text().lower():
         assert host["cpu"] and host["cpu"] in Path("/proc/cpuinfo").read_text()
+
+
+def test_speech_bank_stores_augmented_variants_lossy_at_its_share_and_keeps_clean_ones() -> None:
+    """`lossy_share` (train-organism --lossy-variants) changes only augmented variants: the same augmentation,
+    stored as ogg Vorbis; clean variants and a share of 0 give the audio of before."""
+    from duplex_steer.organism.speech import SpeechBank
+    from duplex_steer.speech.augment import lossy_round_trip
+
+    text = "Penguins, they live in icy places, right?"
+    plain, lossy = (SpeechBank(voices=("flite:kal",), lossy_share=share) for share in (0.0, 1.0))
+    for bank in (plain, lossy):
+        bank.render([text], [], workers=1, progress=False)
+    assert np.array_equal(plain.user_variant(text, 0).audio, lossy.user_variant(text, 0).audio)  # clean
+    for variant in (1, 2):
+        a, b = plain.user_variant(text, variant).audio, lossy.user_variant(text, variant).audio
+        assert a.shape == b.shape and not np.array_equal(a, b)
+        assert any(np.array_equal(b, lossy_round_trip(a, rate)) for rate in (16000, 24000))

@@ -57,6 +57,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DuplexSteerError(f"--user-variants must be at least {len(TRAINING_VOICES)} (variants 0-"
                                f"{len(TRAINING_VOICES) - 1} are the training voices clean; the rest augmented "
                                f"copies), got {args.user_variants}")
+    if args.lossy_variants is not None and not 0.0 <= args.lossy_variants <= 1.0:
+        raise DuplexSteerError(f"--lossy-variants must be between 0 and 1 (a share of the augmented variants), "
+                               f"got {args.lossy_variants}")
     if args.monologue_frames is not None:
         low, high = args.monologue_frames
         if not 1 <= low <= high <= EpisodeConfig.frames // 2:
@@ -99,6 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes.tag_noise_while_talking = args.tag_noise_while_talking
     if args.user_variants is not None:
         episodes.variants = args.user_variants
+    if args.lossy_variants is not None:
+        episodes.lossy_variants = args.lossy_variants
     if args.monologue_frames is not None:
         episodes.monologue_frames = tuple(args.monologue_frames)
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
@@ -187,6 +192,10 @@ def register(sub) -> None:
                    help="acoustic variants of every user sentence: the 8 training voices clean, the rest seeded "
                         "augmented copies (default: EpisodeConfig's, 18); more variants leave fewer fixed "
                         "acoustics to memorize the facts by (the model card's 'Facts in ZBB's audio')")
+    p.add_argument("--lossy-variants", type=float, default=None, metavar="P",
+                   help="share of the augmented variants also stored as ogg Vorbis (16 or 24 kHz), as ZBB's "
+                        "renderings and recordings people share are (default: EpisodeConfig's, 0; the model "
+                        "card's 'Facts in ZBB's audio')")
     p.add_argument("--monologue-frames", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="the model's monologue before a question lasts MIN to MAX frames of 80 ms, drawn uniformly "
                         "(default: EpisodeConfig's, 30 110); a free-running model that talks past ZBB's wait "

@@ -51,6 +51,9 @@ class EpisodeConfig:
     zbb_subject_rate: float = 0.6  # questions about a ZBB subject (the rest: training-only subjects)
     interruption_zbb_subject_rate: float | None = None  # the same for interruptions (None: zbb_subject_rate)
     variants: int = 18  # acoustic variants of every user utterance (8 training voices clean + 10 augmented)
+    # share of the augmented variants also stored lossy (ogg Vorbis, as ZBB's renderings and shared recordings
+    # are; `speech.augment.lossy_round_trip`): the speech bank's setting, kept here with the other variants'
+    lossy_variants: float = 0.0
     followup_rate: float = 0.7  # chance of another silent question after each answer, while there is room
     false_descriptions: int = FALSE_DESCRIPTIONS  # drawn per subject beside its ZBB false one (the fact table)
     # share of the user's speech frames whose codebook-0 tag is replaced by a class drawn uniformly (silence or

@@ -2,7 +2,8 @@
 
 The user speaks whole sentences in the training voices (`hearing.TRAINING_VOICES`; the festival
 engine is held out), each in `1 + augmentations` variants: variant v is voice v % voices, clean for
-v < voices, else a seeded augmentation (speed, gain, noise, room) of that rendering. The organism's own
+v < voices, else a seeded augmentation (speed, gain, noise, room; with `lossy_share`, some also stored as
+ogg Vorbis) of that rendering. The organism's own
 voice is `hearing.MODEL_VOICE`, word by word, each word starting on a frame boundary.
 
 Codes can be assembled per utterance because the codec reads at most `codec.context_frames` frames back:
@@ -52,8 +53,9 @@ class SpeechBank:
     """Renders (`render`, in worker processes) and encodes (cached per variant) the organism's speech."""
 
     def __init__(self, codec=None, voices: Sequence[str] = TRAINING_VOICES, model_voice: str = MODEL_VOICE,
-                 seed: int = 0):
+                 seed: int = 0, lossy_share: float = 0.0):
         self.codec, self.voices, self.model_voice, self.seed = codec, tuple(voices), model_voice, seed
+        self.lossy_share = lossy_share  # augmented variants also stored lossy, with this probability each
         self.renderings: dict[tuple[str, str], AlignedUtterance | None] = {}
         self._utterances: dict[tuple, Utterance] = {}
 
@@ -98,7 +100,7 @@ class SpeechBank:
         if variant < len(self.voices):
             return utt
         rng = np.random.default_rng([self.seed, variant, zlib.crc32(text.encode())])
-        return augment_utterance(utt, draw_augmentation(rng))
+        return augment_utterance(utt, draw_augmentation(rng, lossy_probability=self.lossy_share))
 
     def model_word_audio(self, word: str) -> np.ndarray:
         """The organism's voice for one word, zero-padded to whole frames."""

@@ -9,7 +9,10 @@ Applied in this order, each deterministic given `Augmentation.seed`:
 3. gain: `gain_db` exactly;
 4. noise: white or pink (1/f power) Gaussian noise at `snr_db` (signal power over the whole clip / noise power);
 5. peak: if any sample exceeds `PEAK` (0.99) in magnitude, everything is scaled down to peak at 0.99 (never
-   clipped), which keeps the SNR but lowers the effective gain.
+   clipped), which keeps the SNR but lowers the effective gain;
+6. lossy storage (`lossy_rate`): resampled to that rate, stored as ogg Vorbis as `zbb build` stores speech
+   (`speech.dialogues.encode_ogg`), read back at the original rate and length: the artefacts of compressed
+   speech, which every recording a person shares has.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ NOISE_PROBABILITY = 0.5
 SNR_DB_RANGE = (12.0, 40.0)
 ROOM_PROBABILITY = 0.4
 RT60_S_RANGE = (0.1, 0.5)
+LOSSY_RATES = (16000, 24000)  # `draw_augmentation`'s lossy storage rates (ZBB stores 16 kHz engines at 16 kHz)
 
 
 class AugmentationError(DuplexSteerError, ValueError):
@@ -54,6 +58,7 @@ class Augmentation:
     noise: str = "white"
     rt60_s: float | None = None
     seed: int = 0
+    lossy_rate: int | None = None  # stored as ogg Vorbis at this rate last (None: not)
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.speed <= 2.0:
@@ -62,11 +67,15 @@ class Augmentation:
             raise AugmentationError(f"noise {self.noise!r} must be one of {', '.join(NOISES)}")
         if self.rt60_s is not None and not 0.0 < self.rt60_s <= 3.0:
             raise AugmentationError(f"rt60_s {self.rt60_s} must be in (0, 3] seconds, or None for no room")
+        if self.lossy_rate is not None and not 8000 <= self.lossy_rate <= 48000:
+            raise AugmentationError(f"lossy_rate {self.lossy_rate} must be 8000-48000 Hz, or None for no lossy storage")
 
 
-def draw_augmentation(rng: np.random.Generator) -> Augmentation:
+def draw_augmentation(rng: np.random.Generator, lossy_probability: float = 0.0) -> Augmentation:
     """A random augmentation: speed uniform in 0.88-1.12, gain uniform in -10..+4 dB, with probability 0.5
-    white or pink noise (even odds) at 12-40 dB SNR, with probability 0.4 a room of RT60 0.1-0.5 s."""
+    white or pink noise (even odds) at 12-40 dB SNR, with probability 0.4 a room of RT60 0.1-0.5 s, and with
+    probability `lossy_probability` lossy storage at a rate of `LOSSY_RATES` (drawn after everything else, so
+    0 draws the same augmentations as before the option existed)."""
     speed = float(rng.uniform(*SPEED_RANGE))
     gain_db = float(rng.uniform(*GAIN_DB_RANGE))
     with_noise = rng.random() < NOISE_PROBABILITY
@@ -75,8 +84,11 @@ def draw_augmentation(rng: np.random.Generator) -> Augmentation:
     with_room = rng.random() < ROOM_PROBABILITY
     rt60_s = float(rng.uniform(*RT60_S_RANGE))
     seed = int(rng.integers(2**31))
+    lossy_rate = None
+    if lossy_probability > 0 and rng.random() < lossy_probability:
+        lossy_rate = LOSSY_RATES[int(rng.integers(len(LOSSY_RATES)))]
     return Augmentation(
-        speed, gain_db, snr_db if with_noise else None, noise, rt60_s if with_room else None, seed
+        speed, gain_db, snr_db if with_noise else None, noise, rt60_s if with_room else None, seed, lossy_rate
     )
 
 
@@ -132,7 +144,25 @@ def apply_augmentation(audio: np.ndarray, aug: Augmentation, sample_rate: int = 
     peak = float(np.max(np.abs(out))) if out.size else 0.0
     if peak > PEAK:
         out = out * (PEAK / peak)
-    return out.astype(np.float32)
+    out = out.astype(np.float32)
+    return out if aug.lossy_rate is None else lossy_round_trip(out, aug.lossy_rate, sample_rate)
+
+
+def lossy_round_trip(audio: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """`audio` stored as ogg Vorbis at `rate` (as `zbb build` stores speech) and read back at `sample_rate`,
+    cut or padded to its length (float32)."""
+    import io
+
+    import soundfile as sf
+
+    from duplex_steer.audio import resample
+    from duplex_steer.speech.dialogues import encode_ogg
+
+    if audio.size == 0:
+        return audio.astype(np.float32)
+    stored, stored_rate = sf.read(io.BytesIO(encode_ogg(resample(audio, sample_rate, rate), rate)), dtype="float32")
+    back = resample(stored, stored_rate, sample_rate)[: len(audio)]
+    return np.pad(back, (0, len(audio) - len(back))).astype(np.float32)
 
 
 def augment_utterance(utt: AlignedUtterance, aug: Augmentation) -> AlignedUtterance:
