@@ -12,18 +12,21 @@ from zbb.sweep_choice import choose_settings, render_choice
 
 
 def _cell(layer: int, alpha: float, recovery: float | None, effect: tuple[float, float] | None = (0.0, 0.0),
-          random: float | None = None) -> dict:
+          random: float | None = None, buffered: tuple[float, float] | None = None) -> dict:
     conditions = {"interrupt+steer": {"recovery": {"iwor": recovery}}}
     if random is not None:
         conditions["interrupt+random"] = {"recovery": {"iwor": random}}
     if effect is not None:
         conditions["no_interrupt+steer"] = {"correct": {"mean": 0.6 + effect[0]}, "iwor": {"mean": 0.8 + effect[1]}}
+    if buffered is not None:
+        conditions["buffered+steer"] = {"correct": {"mean": 0.5 + buffered[0]}, "iwor": {"mean": 0.7 + buffered[1]}}
     return {"layer": layer, "alpha": alpha, "span": 3, "onset_delay_frames": 0, "conditions": conditions}
 
 
 def _summary(cells: list[dict], bank: str | None = "dev.jsonl") -> dict:
     return {"model": "m", "n_items": 48, "base": {"item_bank": bank}, "cells": cells,
-            "baselines": {"no_interrupt": {"correct": {"mean": 0.6}, "iwor": {"mean": 0.8}}}}
+            "baselines": {"no_interrupt": {"correct": {"mean": 0.6}, "iwor": {"mean": 0.8}},
+                          "buffered": {"correct": {"mean": 0.5}, "iwor": {"mean": 0.7}}}}
 
 
 def test_the_highest_mean_recovery_among_cells_without_side_effects_in_every_sweep() -> None:
@@ -48,6 +51,23 @@ def test_a_cell_whose_random_direction_also_recovers_is_not_chosen() -> None:
     assert choose_settings([a, b], control_bound=0.4)["chosen"]["layer"] == 1
     assert "| 2 | 1 | 3 | 0 | 0.80 | 0.05 | +0.00, +0.00 | 0.70 | 0.20 |" in render_choice(choice, ["a", "b"])
     assert "random control's IWOR recovery below 0.25" in choice["rule"]
+
+
+def test_a_cell_that_costs_the_buffered_questions_is_not_chosen() -> None:
+    """The buffered side effect (buffered+steer - buffered) is bounded as no_interrupt's is, in every sweep that ran it."""
+    a = _summary([_cell(5, 1, 0.9, buffered=(0.0, -0.08)), _cell(3, 1, 0.7, buffered=(0.02, -0.05)),
+                  _cell(2, 1, 0.8, buffered=(-0.06, 0.0))])
+    b = _summary([_cell(5, 1, 0.9, buffered=(0.0, -0.02)), _cell(3, 1, 0.7), _cell(2, 1, 0.8, buffered=(0.0, 0.0))])
+    choice = choose_settings([a, b])
+    assert [(c["layer"], c["eligible"]) for c in choice["cells"]] == [(2, False), (3, True), (5, False)]
+    assert choice["chosen"]["layer"] == 3  # -0.05 is at the bound, allowed; b did not run buffered+steer at layer 3
+    assert choice["cells"][2]["failed"] == ["buffered+steer side effect"]
+    assert choice["cells"][2]["side_effects"][0] == {"no_interrupt+steer": {"correct": 0.0, "iwor": 0.0},
+                                                     "buffered+steer": {"correct": 0.0, "iwor": pytest.approx(-0.08)}}
+    assert choose_settings([a, b], tolerance=0.1)["chosen"]["layer"] == 5
+    md = render_choice(choice, ["s0", "s1"])
+    assert "| 5 | 1 | 3 | 0 | 0.90 | not run | +0.00, +0.00; buffered +0.00, -0.08 |" in md
+    assert "| no: buffered+steer side effect |" in md and "buffered+steer - buffered" in choice["rule"]
 
 
 def test_ties_go_to_less_intervention_and_missing_figures_are_not_chosen() -> None:

@@ -252,13 +252,15 @@ def _add_choose(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "choose", help="choose steering settings from sweeps on development items by a rule fixed in advance",
         description="Apply one rule to the sweeps (e.g. one per training seed, all on development items: `zbb sweep "
-        "--item-bank FILE`, with no_interrupt+steer and interrupt+random among --conditions): cells in every sweep "
+        "--item-bank FILE`, with no_interrupt+steer, buffered+steer and interrupt+random among --conditions): cells in "
+        "every sweep "
         "whose side effects stay within --tolerance and whose random control recovers less than --control-bound "
         "everywhere; the highest mean IWOR recovery; ties to the smaller alpha, earlier layer, shorter span "
         "(zbb.sweep_choice).")
     parser.add_argument("sweeps", nargs="+", help="sweep folders (`zbb sweep --out`)")
     parser.add_argument("--tolerance", type=float, default=0.05,
-                        help="largest side effect allowed (no_interrupt+steer - no_interrupt), default 0.05")
+                        help="largest side effect allowed (no_interrupt+steer - no_interrupt, buffered+steer - buffered), "
+                             "default 0.05")
     parser.add_argument("--control-bound", type=float, default=0.25,
                         help="the random control's IWOR recovery must stay below this, default 0.25")
     parser.add_argument("--out", default=None, help="also write the choice to OUT.json and OUT.md")

@@ -4,8 +4,11 @@ Run `zbb sweep` on development items (`--item-bank`, never ZBB's), one sweep per
 training seed), then `zbb choose SWEEP...` applies one rule to all of them:
 
 1. keep the cells (layer, alpha, span, onset delay) present in every sweep;
-2. drop a cell when, in any sweep that ran `no_interrupt+steer`, steering a turn where nothing is
-   missed moves correctness or IWOR by more than `tolerance` (difference of the condition means);
+2. drop a cell when, in any sweep that ran `no_interrupt+steer` (or `buffered+steer`), steering a turn
+   where nothing is missed moves correctness or IWOR by more than `tolerance` (difference of the
+   condition means, against `no_interrupt` or `buffered`; the buffered check added 2026-12-04 before
+   its first use, after a recipe whose choice, checked on no_interrupt alone, cost ZBB's buffered
+   questions' first words with four of four seeds: model card, "A buffered row in the protocol");
    and when, in any sweep that ran `interrupt+random`, a random direction of the vector's norm
    recovers `control_bound` (0.25) of the IWOR gap or more: the setting must be specific to the vector
    (added 2026-12-03 after the rule without it chose alpha 2, whose random control recovered 0.36 on
@@ -23,15 +26,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .report import NO_INTERRUPT, STEER
+from .report import BUFFERED, NO_INTERRUPT, STEER
 from .run_folder import RunError
 from .sweep_delay import delay_of
 
-SIDE_EFFECT = "no_interrupt+steer"
+SIDE_EFFECTS = {"no_interrupt+steer": NO_INTERRUPT, "buffered+steer": BUFFERED}  # steered: its unsteered baseline
 CONTROL = "interrupt+random"
 TOLERANCE = 0.05
 CONTROL_BOUND = 0.25  # the issue's bound on a control's recovery
-RULE = ("cells in every sweep; side effects (no_interrupt+steer - no_interrupt, correctness and IWOR) within "
+RULE = ("cells in every sweep; side effects (no_interrupt+steer - no_interrupt and buffered+steer - buffered, "
+        "correctness and IWOR) within "
         "{tol:g} and the random control's IWOR recovery below {bound:g} in every sweep that ran them; the highest "
         "mean IWOR recovery of interrupt+steer; ties: smaller alpha, earlier layer, shorter span")
 
@@ -45,17 +49,21 @@ def _mean(stats: Mapping[str, Any] | None, metric: str) -> float | None:
     return None if entry is None else float(entry["mean"])
 
 
-def side_effects(summary: Mapping[str, Any], cell: Mapping[str, Any]) -> dict[str, float] | None:
-    """{correct, iwor}: no_interrupt+steer minus no_interrupt in one sweep, None when it did not run both."""
-    steered, base = cell["conditions"].get(SIDE_EFFECT), summary["baselines"].get(NO_INTERRUPT)
-    if steered is None or base is None:
-        return None
-    out = {}
-    for metric in ("correct", "iwor"):
-        a, b = _mean(steered, metric), _mean(base, metric)
-        if a is not None and b is not None:
-            out[metric] = a - b
-    return out
+def side_effects(summary: Mapping[str, Any], cell: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
+    """{condition: {correct, iwor}}: each side-effect condition minus its unsteered baseline in one sweep, for
+    the conditions that sweep ran with their baselines; None when it ran none."""
+    out: dict[str, dict[str, float]] = {}
+    for condition, baseline in SIDE_EFFECTS.items():
+        steered, base = cell["conditions"].get(condition), summary["baselines"].get(baseline)
+        if steered is None or base is None:
+            continue
+        diffs = {}
+        for metric in ("correct", "iwor"):
+            a, b = _mean(steered, metric), _mean(base, metric)
+            if a is not None and b is not None:
+                diffs[metric] = a - b
+        out[condition] = diffs
+    return out or None
 
 
 def control_recovery(cell: Mapping[str, Any]) -> float | None:
@@ -78,13 +86,16 @@ def choose_settings(summaries: Sequence[Mapping[str, Any]], tolerance: float = T
         recoveries = [cells[key]["conditions"][STEER]["recovery"]["iwor"] for cells in by_sweep]
         effects = [side_effects(s, cells[key]) for s, cells in zip(summaries, by_sweep, strict=True)]
         controls = [control_recovery(cells[key]) for cells in by_sweep]
-        within = all(abs(v) <= tolerance + 1e-9 for e in effects if e for v in e.values())
+        beyond = sorted({condition for e in effects if e for condition, d in e.items()
+                         if any(abs(v) > tolerance + 1e-9 for v in d.values())})
         specific = all(c < control_bound - 1e-9 for c in controls if c is not None)  # 14 / 56 is at the bound
         known = [r for r in recoveries if r is not None]
+        failed = [f"{c} side effect" for c in beyond] + ([] if specific else ["random control"]) + \
+            ([] if len(known) == len(recoveries) else ["recovery missing"])
         rows.append({"layer": key[0], "alpha": key[1], "span": key[2], "onset_delay_frames": key[3],
                      "recovery_iwor": recoveries, "mean_recovery_iwor": sum(known) / len(known) if known else None,
                      "side_effects": effects, "random_recovery_iwor": controls,
-                     "eligible": within and specific and len(known) == len(recoveries)})
+                     "eligible": not failed, "failed": failed})
     eligible = [r for r in rows if r["eligible"]]
     chosen = None
     if eligible:
@@ -113,6 +124,19 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return "n/a" if value is None else (f"{value:+.2f}" if signed else f"{value:.2f}")
 
 
+def _effects_text(effects: Mapping[str, Mapping[str, float]] | None) -> str:
+    """"+0.00, +0.08" (no_interrupt's correctness, IWOR), then "; buffered -0.02, -0.10" where it ran."""
+    if not effects:
+        return "not run"
+    parts = []
+    for condition in SIDE_EFFECTS:
+        if condition in effects:
+            d = effects[condition]
+            label = "" if condition == "no_interrupt+steer" else f"{SIDE_EFFECTS[condition]} "
+            parts.append(f"{label}{_fmt(d.get('correct'), True)}, {_fmt(d.get('iwor'), True)}")
+    return "; ".join(parts)
+
+
 def render_choice(choice: Mapping[str, Any], names: Sequence[str]) -> str:
     """Markdown: the rule, one row per cell (recovery and side effects per sweep), the choice."""
     lines = [f"# Steering settings chosen on {len(names)} sweep{'s' if len(names) != 1 else ''}", "",
@@ -122,15 +146,16 @@ def render_choice(choice: Mapping[str, Any], names: Sequence[str]) -> str:
         lines.append(f"- `{name}`: {sweep['model']}, {sweep['n_items']} items, {bank}")
     heads = " | ".join(f"recovery {i + 1} | random {i + 1} | side effects {i + 1} (corr, IWOR)"
                        for i in range(len(names)))
+    lines.append("Side effects: steered minus unsteered, no_interrupt first, then `buffered` where the sweep ran it.")
     lines += ["", f"| layer | alpha | span | delay | {heads} | mean recovery | eligible |",
               "|" + "---|" * (6 + 3 * len(names))]
     for r in choice["cells"]:
         per = " | ".join(f"{_fmt(rec)} | {_fmt(ctl) if ctl is not None else 'not run'} | "
-                         + (f"{_fmt(e.get('correct'), True)}, {_fmt(e.get('iwor'), True)}" if e else "not run")
-                         for rec, ctl, e in zip(r["recovery_iwor"], r["random_recovery_iwor"], r["side_effects"],
-                                                strict=True))
+                         + _effects_text(e) for rec, ctl, e in zip(r["recovery_iwor"], r["random_recovery_iwor"],
+                                                                   r["side_effects"], strict=True))
+        verdict = "yes" if r["eligible"] else "no: " + ", ".join(r.get("failed") or ["bounds"])
         lines.append(f"| {r['layer']} | {r['alpha']:g} | {r['span']} | {r['onset_delay_frames']} | {per} | "
-                     f"{_fmt(r['mean_recovery_iwor'])} | {'yes' if r['eligible'] else 'no'} |")
+                     f"{_fmt(r['mean_recovery_iwor'])} | {verdict} |")
     c = choice["chosen"]
     lines += ["", f"**Chosen:** layer {c['layer']}, alpha {c['alpha']:g}, span {c['span']}, onset delay "
               f"{c['onset_delay_frames']} (mean IWOR recovery {c['mean_recovery_iwor']:.2f})." if c else
@@ -138,5 +163,5 @@ def render_choice(choice: Mapping[str, Any], names: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CONTROL", "CONTROL_BOUND", "RULE", "SIDE_EFFECT", "TOLERANCE", "choose_settings", "control_recovery",
+__all__ = ["CONTROL", "CONTROL_BOUND", "RULE", "SIDE_EFFECTS", "TOLERANCE", "choose_settings", "control_recovery",
            "load_summaries", "render_choice", "side_effects"]
