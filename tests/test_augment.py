@@ -13,6 +13,7 @@ from duplex_steer.speech.augment import (
     AugmentationError,
     apply_augmentation,
     augment_utterance,
+    close_pauses,
     draw_augmentation,
     lossy_round_trip,
 )
@@ -154,3 +155,22 @@ def test_lossy_storage_is_drawn_after_everything_else() -> None:
     assert {a.lossy_rate for a in always} == {16000, 24000}
     some = [draw_augmentation(np.random.default_rng(s), lossy_probability=0.5) for s in range(400)]
     assert 0.4 < sum(a.lossy_rate is not None for a in some) / 400 < 0.6
+
+
+def test_closing_pauses_cuts_only_silence_between_words_and_moves_the_spans() -> None:
+    spans = [(0.1, 0.4), (0.7, 1.2), (1.21, 1.4)]  # gaps of 300 ms and 10 ms
+    utt = AlignedUtterance("a b c", "test", bursts(spans), ["a", "b", "c"], spans)
+    closed = close_pauses(utt, np.random.default_rng(0))
+    gap = closed.spans_s[1][0] - closed.spans_s[0][1]
+    assert 0.005 - 1e-9 <= gap <= 0.04 + 1e-4  # the long pause is cut to 5-40 ms
+    assert closed.spans_s[2][0] - closed.spans_s[1][1] == pytest.approx(0.01)  # a short one is left alone
+    assert closed.spans_s[0] == spans[0] and closed.words == utt.words
+    removed = len(utt.audio) - len(closed.audio)
+    assert removed / SAMPLE_RATE == pytest.approx(0.3 - gap, abs=2 / SAMPLE_RATE)
+    for (a, b), (c, _) in zip(spans, closed.spans_s, strict=True):  # every word's samples are kept exactly
+        n = int(round((b - a) * SAMPLE_RATE)) - 2
+        i, j = int(round(a * SAMPLE_RATE)) + 1, int(round(c * SAMPLE_RATE)) + 1
+        assert np.array_equal(utt.audio[i : i + n], closed.audio[j : j + n])
+    assert np.array_equal(utt.audio[-1000:], closed.audio[-1000:])  # the tail after the last word is kept
+    again = close_pauses(utt, np.random.default_rng(0))
+    assert np.array_equal(again.audio, closed.audio)  # reproducible given the generator

@@ -96,6 +96,11 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["train-organism", "--codec-time-masks", "2", "--codec-from", "duplex_steer/organism/weights",
                  "--out", str(tmp_path / "never")]) == 2
     assert "drop one or the other" in capsys.readouterr().err
+    assert main(["train-organism", "--codec-pause-share", "1.5", "--out", str(tmp_path / "never")]) == 2
+    assert "--codec-pause-share is a share of the augmented copies: 0..1, got 1.5" in capsys.readouterr().err
+    assert main(["train-organism", "--codec-pause-share", "0.3", "--codec-from", "duplex_steer/organism/weights",
+                 "--out", str(tmp_path / "never")]) == 2
+    assert "drop one or the other" in capsys.readouterr().err
     assert main(["train-organism", "--zero-buffer-rate", "0.6", "--out", str(tmp_path / "never")]) == 2
     assert "--zero-buffer-rate must lie in 0..0.55" in capsys.readouterr().err
     assert main(["train-organism", "--zero-buffer-rate", "-0.01", "--out", str(tmp_path / "never")]) == 2

@@ -23,7 +23,7 @@ from .settings import ORGANISM_NOTE, STEERING_DEFAULTS  # noqa: F401 - the organ
 # train-organism's --codec-* options: (argument, HearingConfig field it sets, least value)
 CODEC_OPTIONS = (("codec_augmentations", "augmentations", 0), ("codec_renderings", "max_renderings", 1),
                  ("codec_epochs", "epochs", 1), ("codec_band_masks", "band_masks", 0),
-                 ("codec_time_masks", "time_masks", 0))
+                 ("codec_time_masks", "time_masks", 0), ("codec_pause_share", "pause_share", 0))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -76,6 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None and value < least:
             bound = "0 or more" if least == 0 else f"at least {least}"
             raise DuplexSteerError(f"--{dest.replace('_', '-')} must be {bound}, got {value}")
+    if args.codec_pause_share is not None and args.codec_pause_share > 1:
+        raise DuplexSteerError(f"--codec-pause-share is a share of the augmented copies: 0..1, got {args.codec_pause_share}")
     if args.codec_from is not None and (args.band_mels is not None or codec_settings):
         raise DuplexSteerError("--band-mels and the --codec-* options set how the tag codec is fitted; with "
                                "--codec-from it is loaded instead: drop one or the other")
@@ -217,6 +219,9 @@ def register(sub) -> None:
                         "(default: HearingConfig's, 0)")
     p.add_argument("--codec-time-masks", type=int, default=None, metavar="N",
                    help="the same for runs of 10 ms columns (default: HearingConfig's, 0)")
+    p.add_argument("--codec-pause-share", type=float, default=None, metavar="P",
+                   help="share (0..1) of the tag codec's augmented copies whose pauses between words are cut to "
+                        "5-40 ms first, as festival runs words together (default: HearingConfig's, 0)")
     add_threads_arg(p, help="training threads (default: TrainConfig.threads, 2, as the committed organism was trained; "
                     "the weights may depend on it: sums run in another order, not checked; 1 when another heavy job "
                     "shares a 2-core machine)")

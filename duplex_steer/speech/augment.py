@@ -13,6 +13,10 @@ Applied in this order, each deterministic given `Augmentation.seed`:
 6. lossy storage (`lossy_rate`): resampled to that rate, stored as ogg Vorbis as `zbb build` stores speech
    (`speech.dialogues.encode_ogg`), read back at the original rate and length: the artefacts of compressed
    speech, which every recording a person shares has.
+
+`close_pauses` is a separate, word-aware variation: it shortens the silences between words (a comma's pause
+in flite or espeak-ng; festival's HTS voices run "excuse me, Penguins" together), so that a tagger learns
+where a word starts without a pause before it.
 """
 
 from __future__ import annotations
@@ -163,6 +167,36 @@ def lossy_round_trip(audio: np.ndarray, rate: int, sample_rate: int = SAMPLE_RAT
     stored, stored_rate = sf.read(io.BytesIO(encode_ogg(resample(audio, sample_rate, rate), rate)), dtype="float32")
     back = resample(stored, stored_rate, sample_rate)[: len(audio)]
     return np.pad(back, (0, len(audio) - len(back))).astype(np.float32)
+
+
+PAUSE_KEEP_S = (0.0, 0.04)  # `close_pauses`: what is left of a pause, drawn per pause
+CROSSFADE_S = 0.005
+
+
+def close_pauses(utt: AlignedUtterance, rng: np.random.Generator, keep_s: tuple[float, float] = PAUSE_KEEP_S,
+                 ) -> AlignedUtterance:
+    """The utterance with every gap between consecutive words longer than `keep_s[1]` cut to a length drawn
+    from `keep_s` (at least 5 ms; the middle of the gap removed, joined with a 5 ms crossfade); later word spans move earlier
+    by what was cut. Speech before the first and after the last word is kept."""
+    audio, spans = utt.audio, list(utt.spans_s)
+    fade = int(CROSSFADE_S * SAMPLE_RATE)
+    pieces, shifted, cursor, removed = [], [], 0, 0
+    for j, (start, end) in enumerate(spans):
+        shifted.append((start - removed / SAMPLE_RATE, end - removed / SAMPLE_RATE))
+        if j + 1 == len(spans):
+            break
+        gap_start, gap_end = int(round(end * SAMPLE_RATE)), int(round(spans[j + 1][0] * SAMPLE_RATE))
+        keep = max(int(rng.uniform(*keep_s) * SAMPLE_RATE), fade)  # at least the crossfade's length
+        cut = gap_end - gap_start - keep - fade
+        if cut <= 0:
+            continue
+        blend = gap_start + (keep - fade) // 2  # the kept silence's first `fade` samples blend with its last
+        head, tail = audio[cursor : blend + fade], audio[blend + fade + cut : blend + 2 * fade + cut]
+        ramp = np.linspace(1.0, 0.0, fade, dtype=np.float32)
+        pieces += [head[:-fade], head[-fade:] * ramp + tail * (1 - ramp)]
+        cursor, removed = blend + 2 * fade + cut, removed + cut + fade
+    pieces.append(audio[cursor:])
+    return replace(utt, audio=np.concatenate(pieces).astype(np.float32), spans_s=shifted, words=list(utt.words))
 
 
 def augment_utterance(utt: AlignedUtterance, aug: Augmentation) -> AlignedUtterance:
