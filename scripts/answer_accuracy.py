@@ -65,7 +65,7 @@ def answer_accuracy(folder: Path, voices: tuple[str, ...], n_episodes: int, seed
         bank_voices = voices + (FALLBACK_VOICE,)  # for the odd text an engine's timings cannot align ("Hmm.")
     # the bank's seed draws the augmented variants: the training's own, unless asked for new ones
     bank = SpeechBank(codec=model.codec, voices=bank_voices, seed=seed if new_augmentations else training_seed,
-                      lossy_share=config.lossy_variants)
+                      lossy_share=config.lossy_variants, pause_share=config.pause_variants)
     gen = EpisodeGenerator(world, bank, config, seed=seed)
     tally = answer_tally(model, [gen.episode() for _ in tqdm(range(n_episodes), desc="episodes")], world)
     out = {}

@@ -69,6 +69,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert "--tag-noise-while-talking must be at least 0 and below 1" in capsys.readouterr().err
     assert main(["train-organism", "--user-variants", "7", "--out", str(tmp_path / "never")]) == 2
     assert "--user-variants must be at least 8" in capsys.readouterr().err
+    assert main(["train-organism", "--pause-variants", "-0.1", "--out", str(tmp_path / "never")]) == 2
+    assert "--pause-variants must be between 0 and 1" in capsys.readouterr().err
     assert main(["train-organism", "--lossy-variants", "1.5", "--out", str(tmp_path / "never")]) == 2
     assert "--lossy-variants must be between 0 and 1" in capsys.readouterr().err
     for bounds in (["80", "30"], ["0", "30"], ["30", "113"]):

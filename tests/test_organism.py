@@ -278,10 +278,12 @@ def test_committed_checkpoint_was_trained_with_the_recipes_defaults() -> None:
         recorded.pop(free), defaults.pop(free)
     # a setting added after the training may be missing from its record only if its default is the behaviour
     # the training had: interruption_zbb_subject_rate None (the questions' ZBB share), tag_noise and
-    # tag_noise_while_talking 0 (clean tags), lossy_variants 0 (no lossy storage),
-    # band_masks / time_masks 0 (no masks while the tagger trains; their widths matter only with masks)
+    # tag_noise_while_talking 0 (clean tags), lossy_variants 0 (no lossy storage), pause_variants and the
+    # codec's pause_share 0 (pauses as rendered), band_masks / time_masks 0 (no masks while the tagger trains;
+    # their widths matter only with masks)
     for part, added, before in (("episodes", "interruption_zbb_subject_rate", None), ("episodes", "tag_noise", 0.0),
                                 ("episodes", "tag_noise_while_talking", 0.0), ("episodes", "lossy_variants", 0.0),
+                                ("episodes", "pause_variants", 0.0), ("hearing", "pause_share", 0.0),
                                 ("hearing", "band_masks", 0), ("hearing", "time_masks", 0)):
         if added not in recorded[part]:
             assert defaults[part].pop(added) == before
@@ -515,6 +517,24 @@ def test_training_records_the_host_its_weights_may_depend_on() -> None:
     assert host["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     if Path("/proc/cpuinfo").is_file() and "model name" in Path("/proc/cpuinfo").read_text().lower():
         assert host["cpu"] and host["cpu"] in Path("/proc/cpuinfo").read_text()
+
+
+def test_speech_bank_closes_pauses_in_augmented_variants_at_its_share_only() -> None:
+    """`pause_share` (train-organism --pause-variants) shortens augmented variants' pauses and moves their word
+    spans; clean variants and a share of 0 give the audio of before."""
+    from duplex_steer.organism.speech import SpeechBank
+
+    text = "Um, excuse me, Penguins, they live in icy places, right?"
+    plain, closed, none = (SpeechBank(voices=("flite:kal",), pause_share=share) for share in (0.0, 1.0, 0.0))
+    for bank in (plain, closed, none):
+        bank.render([text], [], workers=1, progress=False)
+    assert np.array_equal(plain.user_variant(text, 0).audio, closed.user_variant(text, 0).audio)  # clean
+    for variant in (1, 2):
+        a, b = plain.user_variant(text, variant), closed.user_variant(text, variant)
+        assert np.array_equal(a.audio, none.user_variant(text, variant).audio)
+        assert len(b.audio) < len(a.audio) and b.words == a.words
+        gaps = [[s - e for (_, e), (s, _) in zip(u.spans_s, u.spans_s[1:], strict=False)] for u in (a, b)]
+        assert max(gaps[1]) < 0.05 < max(gaps[0]) and b.spans_s[-1][0] < a.spans_s[-1][0]
 
 
 def test_speech_bank_stores_augmented_variants_lossy_at_its_share_and_keeps_clean_ones() -> None:

@@ -57,6 +57,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DuplexSteerError(f"--user-variants must be at least {len(TRAINING_VOICES)} (variants 0-"
                                f"{len(TRAINING_VOICES) - 1} are the training voices clean; the rest augmented "
                                f"copies), got {args.user_variants}")
+    if args.pause_variants is not None and not 0.0 <= args.pause_variants <= 1.0:
+        raise DuplexSteerError(f"--pause-variants must be between 0 and 1 (a share of the augmented variants), "
+                               f"got {args.pause_variants}")
     if args.lossy_variants is not None and not 0.0 <= args.lossy_variants <= 1.0:
         raise DuplexSteerError(f"--lossy-variants must be between 0 and 1 (a share of the augmented variants), "
                                f"got {args.lossy_variants}")
@@ -106,6 +109,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         episodes.variants = args.user_variants
     if args.lossy_variants is not None:
         episodes.lossy_variants = args.lossy_variants
+    if args.pause_variants is not None:
+        episodes.pause_variants = args.pause_variants
     if args.monologue_frames is not None:
         episodes.monologue_frames = tuple(args.monologue_frames)
     config = TrainConfig(seed=args.seed, threads=args.threads or TrainConfig.threads, episodes=episodes)
@@ -194,6 +199,10 @@ def register(sub) -> None:
                    help="acoustic variants of every user sentence: the 8 training voices clean, the rest seeded "
                         "augmented copies (default: EpisodeConfig's, 18); more variants leave fewer fixed "
                         "acoustics to memorize the facts by (the model card's 'Facts in ZBB's audio')")
+    p.add_argument("--pause-variants", type=float, default=None, metavar="P",
+                   help="share of the augmented variants whose pauses between words are cut to 5-40 ms first, as "
+                        "festival runs words together (default: EpisodeConfig's, 0; the model card's 'A buffered "
+                        "row in the protocol')")
     p.add_argument("--lossy-variants", type=float, default=None, metavar="P",
                    help="share of the augmented variants also stored as ogg Vorbis (16 or 24 kHz), as ZBB's "
                         "renderings and recordings people share are (default: EpisodeConfig's, 0; the model "

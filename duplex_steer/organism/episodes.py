@@ -54,6 +54,9 @@ class EpisodeConfig:
     # share of the augmented variants also stored lossy (ogg Vorbis, as ZBB's renderings and shared recordings
     # are; `speech.augment.lossy_round_trip`): the speech bank's setting, kept here with the other variants'
     lossy_variants: float = 0.0
+    # share of the augmented variants whose pauses between words are cut to 5-40 ms first (`speech.augment.
+    # close_pauses`): festival runs "excuse me, Penguins" together; the speech bank's setting, as lossy_variants
+    pause_variants: float = 0.0
     followup_rate: float = 0.7  # chance of another silent question after each answer, while there is room
     false_descriptions: int = FALSE_DESCRIPTIONS  # drawn per subject beside its ZBB false one (the fact table)
     # share of the user's speech frames whose codebook-0 tag is replaced by a class drawn uniformly (silence or

@@ -3,7 +3,7 @@
 The user speaks whole sentences in the training voices (`hearing.TRAINING_VOICES`; the festival
 engine is held out), each in `1 + augmentations` variants: variant v is voice v % voices, clean for
 v < voices, else a seeded augmentation (speed, gain, noise, room; with `lossy_share`, some also stored as
-ogg Vorbis) of that rendering. The organism's own
+ogg Vorbis; with `pause_share`, some with the pauses between words closed first) of that rendering. The organism's own
 voice is `hearing.MODEL_VOICE`, word by word, each word starting on a frame boundary.
 
 Codes can be assembled per utterance because the codec reads at most `codec.context_frames` frames back:
@@ -23,7 +23,7 @@ import torch
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE
 from ..speech.aligned import AlignedUtterance, render_corpus
-from ..speech.augment import augment_utterance, draw_augmentation
+from ..speech.augment import augment_utterance, close_pauses, draw_augmentation
 from .hearing import MODEL_VOICE, TRAINING_VOICES
 
 
@@ -53,9 +53,10 @@ class SpeechBank:
     """Renders (`render`, in worker processes) and encodes (cached per variant) the organism's speech."""
 
     def __init__(self, codec=None, voices: Sequence[str] = TRAINING_VOICES, model_voice: str = MODEL_VOICE,
-                 seed: int = 0, lossy_share: float = 0.0):
+                 seed: int = 0, lossy_share: float = 0.0, pause_share: float = 0.0):
         self.codec, self.voices, self.model_voice, self.seed = codec, tuple(voices), model_voice, seed
         self.lossy_share = lossy_share  # augmented variants also stored lossy, with this probability each
+        self.pause_share = pause_share  # augmented variants whose pauses are closed first (`close_pauses`)
         self.renderings: dict[tuple[str, str], AlignedUtterance | None] = {}
         self._utterances: dict[tuple, Utterance] = {}
 
@@ -99,7 +100,12 @@ class SpeechBank:
         utt = self.rendering(text, self.voices[variant % len(self.voices)])
         if variant < len(self.voices):
             return utt
-        rng = np.random.default_rng([self.seed, variant, zlib.crc32(text.encode())])
+        key = [self.seed, variant, zlib.crc32(text.encode())]
+        if self.pause_share > 0:  # its own generator: with pause_share 0 the variants are drawn as before
+            pause_rng = np.random.default_rng([*key, 1])
+            if pause_rng.random() < self.pause_share:
+                utt = close_pauses(utt, pause_rng)
+        rng = np.random.default_rng(key)
         return augment_utterance(utt, draw_augmentation(rng, lossy_probability=self.lossy_share))
 
     def model_word_audio(self, word: str) -> np.ndarray:

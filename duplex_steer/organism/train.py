@@ -136,7 +136,8 @@ def prepare_speech(world: World, config: TrainConfig, codec_from: str | Path | N
     from ..speech.aligned import render_corpus
     from ..speech.zbb_audio import read_items
 
-    bank = SpeechBank(voices=config.hearing.voices, seed=config.seed, lossy_share=config.episodes.lossy_variants)
+    bank = SpeechBank(voices=config.hearing.voices, seed=config.seed, lossy_share=config.episodes.lossy_variants,
+                      pause_share=config.episodes.pause_variants)
     texts = hearing_texts(world, config.episodes.false_descriptions)  # every sentence the episodes can say
     bank.render(texts, world.model_words, workers=config.workers, progress=progress, cache=config.speech_cache)
     training = [u for (v, _), u in bank.renderings.items() if v in config.hearing.voices and u is not None]
