@@ -95,7 +95,7 @@ def main() -> None:
     ap.add_argument("--speech-cache", default=None, help="folder keeping rendered speech between runs")
     ap.add_argument("--save-codec", default=None, help="save the fitted codec in this folder")
     ap.add_argument("--codec", default=None, help="measure the tag codec of this organism folder instead of fitting one "
-                                                  "(the festival rows only)")
+                                                  "(the festival and development rows only)")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
     n_mels = MelSettings.n_mels
@@ -128,15 +128,19 @@ def main() -> None:
         rows = {"config": asdict(config.hearing), "training (clean, a sample of 600)":
                 record["tagging_training_clean"], "festival (both voices)": record["tagging_held_out"]}
     queries = [it["text"] for it in read_items()]
+    buffered = [buffered_text(q) for q in queries]
+    run_together = [re.sub(r"[,?.]", "", t) for t in buffered]  # without commas no engine pauses
+
+    def heard_in(voice: str, texts: list[str]) -> list:
+        return list(render_corpus([voice], texts, workers=2, progress=False, cache=args.speech_cache).values())
+
     for voice in HELD_OUT_CHECK_VOICES:
-        heard = list(render_corpus([voice], queries, workers=2, progress=False, cache=args.speech_cache).values())
+        heard = heard_in(voice, queries)
         rows[voice] = {**tagging_accuracy(codec, heard), "by_place": by_place(codec, heard)}
-        buffered = [buffered_text(q) for q in queries]
-        heard = list(render_corpus([voice], buffered, workers=2, progress=False, cache=args.speech_cache).values())
+        heard = heard_in(voice, buffered)
         rows[f"{voice}, buffered"] = {**tagging_accuracy(codec, heard), "subject": subject_accuracy(codec, heard)}
-    for voice in RUN_TOGETHER_VOICES:  # a development check without the held-out engine: no commas, no pauses
-        texts = [re.sub(r"[,?.]", "", buffered_text(q)) for q in queries]
-        heard = list(render_corpus([voice], texts, workers=2, progress=False, cache=args.speech_cache).values())
+    for voice in RUN_TOGETHER_VOICES:  # a development check without the held-out engine
+        heard = heard_in(voice, run_together)
         rows[f"{voice}, buffered without commas"] = {**tagging_accuracy(codec, heard),
                                                       "subject": subject_accuracy(codec, heard)}
     rows["wall_s"] = round(time.perf_counter() - t0, 1)

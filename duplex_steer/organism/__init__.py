@@ -57,12 +57,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise DuplexSteerError(f"--user-variants must be at least {len(TRAINING_VOICES)} (variants 0-"
                                f"{len(TRAINING_VOICES) - 1} are the training voices clean; the rest augmented "
                                f"copies), got {args.user_variants}")
-    if args.pause_variants is not None and not 0.0 <= args.pause_variants <= 1.0:
-        raise DuplexSteerError(f"--pause-variants must be between 0 and 1 (a share of the augmented variants), "
-                               f"got {args.pause_variants}")
-    if args.lossy_variants is not None and not 0.0 <= args.lossy_variants <= 1.0:
-        raise DuplexSteerError(f"--lossy-variants must be between 0 and 1 (a share of the augmented variants), "
-                               f"got {args.lossy_variants}")
+    for option, share in (("--pause-variants", args.pause_variants), ("--lossy-variants", args.lossy_variants)):
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise DuplexSteerError(f"{option} must be between 0 and 1 (a share of the augmented variants), got {share}")
     if args.monologue_frames is not None:
         low, high = args.monologue_frames
         if not 1 <= low <= high <= EpisodeConfig.frames // 2:

@@ -176,8 +176,8 @@ CROSSFADE_S = 0.005
 def close_pauses(utt: AlignedUtterance, rng: np.random.Generator, keep_s: tuple[float, float] = PAUSE_KEEP_S,
                  ) -> AlignedUtterance:
     """The utterance with every gap between consecutive words longer than `keep_s[1]` cut to a length drawn
-    from `keep_s` (at least 5 ms; the middle of the gap removed, joined with a 5 ms crossfade); later word spans move earlier
-    by what was cut. Speech before the first and after the last word is kept."""
+    from `keep_s` (at least 5 ms; the middle of the gap removed, joined with a 5 ms crossfade); later word
+    spans move earlier by what was cut. Speech before the first and after the last word is kept."""
     audio, spans = utt.audio, list(utt.spans_s)
     fade = int(CROSSFADE_S * SAMPLE_RATE)
     pieces, shifted, cursor, removed = [], [], 0, 0
