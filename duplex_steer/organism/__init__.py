@@ -158,7 +158,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs/organism-dev-items.jsonl", help="items file to write")
     p.set_defaults(func=cmd_dev_items)
     p = sub.add_parser("train-organism",
-                       help="train the CPU model organism (23 minutes on 2 cores from a fresh clone, 19 with its speech cached)")
+                       help="train the CPU model organism (21 minutes on 2 cores with its speech cached, about 27 from a fresh clone)")
     p.add_argument("--out", default="runs/organism", help="checkpoint folder to write")
     p.add_argument("--codec-from", default=None, metavar="FOLDER",
                    help="reuse the tag codec of this organism folder instead of fitting one (seeds share it)")
@@ -168,7 +168,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="training steps (default: TrainConfig.steps)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--zero-buffer-rate", type=float, default=None,
-                   help="fraction of episodes with a zero-buffer interruption (default: EpisodeConfig's)")
+                   help="fraction of episodes with a zero-buffer interruption (default: EpisodeConfig's, 0)")
     p.add_argument("--false-descriptions", type=int, default=None, metavar="N",
                    help="false descriptions per subject beside its ZBB one: the world's fact table (default: "
                         "EpisodeConfig's, 1; 5 before the ablation of 2026-12-03: see the model card)")
@@ -177,10 +177,10 @@ def register(sub) -> None:
                         "takes about 6 of a retraining's minutes; the result is the same either way)")
     p.add_argument("--answer-weight", type=float, default=None, metavar="W",
                    help="the text loss's weight on the answer tokens 'yes' / 'no', where the facts are, against 1 "
-                        "for other words (default: TrainConfig's, 6.0; 3.0 before the ablation of 2026-12-03)")
+                        "for other words (default: TrainConfig's, 12; 6 before recipe zq, 3 before 2026-12-03)")
     p.add_argument("--zbb-subject-rate", type=float, default=None, metavar="R",
                    help="fraction of questions about a ZBB subject, the rest about training-only subjects "
-                        "(default: EpisodeConfig's, 0.6)")
+                        "(default: EpisodeConfig's, 0.8)")
     p.add_argument("--interruption-zbb-subject-rate", type=float, default=None, metavar="R",
                    help="the same fraction for interruptions only (default: --zbb-subject-rate's); ZBB subjects "
                         "in interruptions teach hearing their names while talking, which weakens the inertia")
@@ -198,28 +198,28 @@ def register(sub) -> None:
                         "acoustics to memorize the facts by (the model card's 'Facts in ZBB's audio')")
     p.add_argument("--pause-variants", type=float, default=None, metavar="P",
                    help="share of the augmented variants whose pauses between words are cut to 5-40 ms first, as "
-                        "festival runs words together (default: EpisodeConfig's, 0; the model card's 'A buffered "
+                        "festival runs words together (default: EpisodeConfig's, 0.5; the model card's 'A buffered "
                         "row in the protocol')")
     p.add_argument("--lossy-variants", type=float, default=None, metavar="P",
                    help="share of the augmented variants also stored as ogg Vorbis (16 or 24 kHz), as ZBB's "
-                        "renderings and recordings people share are (default: EpisodeConfig's, 0; the model "
+                        "renderings and recordings people share are (default: EpisodeConfig's, 0.5; the model "
                         "card's 'Facts in ZBB's audio')")
     p.add_argument("--monologue-frames", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help="the model's monologue before a question lasts MIN to MAX frames of 80 ms, drawn uniformly "
-                        "(default: EpisodeConfig's, 30 110); a free-running model that talks past ZBB's wait "
+                        "(default: EpisodeConfig's, 30 80); a free-running model that talks past ZBB's wait "
                         "(125 frames) is asked while it talks, a question asked in silence that becomes an interruption")
     p.add_argument("--band-mels", type=int, default=None, metavar="N",
                    help="the tag codec's tagger reads only the lowest N of its 48 mel bands (0: all; default: "
                         "HearingConfig's, 32: up to 3.4 kHz, which every voice fills; the model card's "
                         "'Hearing the held-out engine')")
     p.add_argument("--codec-augmentations", type=int, default=None, metavar="N",
-                   help="augmented copies of each rendering the tag codec trains on (default: HearingConfig's, 2)")
+                   help="augmented copies of each rendering the tag codec trains on (default: HearingConfig's, 3)")
     p.add_argument("--codec-renderings", type=int, default=None, metavar="N",
                    help="renderings the tag codec's tagger trains on, a seeded sample of all (default: "
-                        "HearingConfig's, 4000; 7,184 with today's table)")
+                        "HearingConfig's, 7200: all 7,184 of today's table)")
     p.add_argument("--codec-epochs", type=int, default=None, metavar="N",
-                   help="epochs of the tag codec's tagger (default: HearingConfig's, 3; 6 names festival's subjects "
-                        "better: the model card's 'Masking the spectrum does not')")
+                   help="epochs of the tag codec's tagger (default: HearingConfig's, 6, which names festival's "
+                        "subjects better than 3: the model card's 'Masking the spectrum does not')")
     p.add_argument("--codec-band-masks", type=int, default=None, metavar="N",
                    help="SpecAugment-style masks of adjacent mel bands per example while the tagger trains "
                         "(default: HearingConfig's, 0)")
@@ -227,7 +227,7 @@ def register(sub) -> None:
                    help="the same for runs of 10 ms columns (default: HearingConfig's, 0)")
     p.add_argument("--codec-pause-share", type=float, default=None, metavar="P",
                    help="share (0..1) of the tag codec's augmented copies whose pauses between words are cut to "
-                        "5-40 ms first, as festival runs words together (default: HearingConfig's, 0)")
+                        "5-40 ms first, as festival runs words together (default: HearingConfig's, 1.0)")
     add_threads_arg(p, help="training threads (default: TrainConfig.threads, 2, as the committed organism was trained; "
                     "the weights may depend on it: sums run in another order, not checked; 1 when another heavy job "
                     "shares a 2-core machine)")

@@ -6,8 +6,9 @@ then one of:
 - `silent`: the monologue ends, and after a pause the user asks a question (any subject);
 - `buffered`: the user interrupts the monologue with "Um, excuse me, <question>"; the model stops at
   "excuse" and answers after the question;
-- `zero_buffer`: the user interrupts with the bare question (rare, `zero_buffer_rate`); the model stops
-  at the question's second word (one word could be a stray word) and answers;
+- `zero_buffer`: the user interrupts with the bare question (`zero_buffer_rate`: none by default since
+  recipe zq, so a bare question while it talks is never shown to it and its inertia is made by the data);
+  the model stops at the question's second word (one word could be a stray word) and answers;
 - `retopic`: the user asks about another topic once the model is quiet; the model talks again;
 - `none`: silence.
 Interruptions (buffered and zero-buffer) never use a ZBB fact pair: about a ZBB subject they ask
@@ -39,24 +40,24 @@ class EpisodeConfig:
     """Mix and timing of the generated conversations (frames of 80 ms)."""
 
     frames: int = 224
-    zero_buffer_rate: float = 0.01  # fraction of episodes whose question is a zero-buffer interruption
+    zero_buffer_rate: float = 0.0  # fraction of episodes whose question is a zero-buffer interruption (0.01 before zq)
     buffered_rate: float = 0.25
     retopic_rate: float = 0.12
     none_rate: float = 0.08  # the rest are silent questions
     stray_every: float = 14.0  # mean frames between the user's stray words while the model talks
-    monologue_frames: tuple[int, int] = (30, 110)
+    monologue_frames: tuple[int, int] = (30, 80)  # (30, 110) before zq
     reaction_frames: tuple[int, int] = (2, 3)  # pause before the model starts talking or answering
     quiet_frames: tuple[int, int] = (3, 18)  # pause before a silent question
     interrupt_after: tuple[int, int] = (6, 40)  # monologue frames spoken before an interruption
-    zbb_subject_rate: float = 0.6  # questions about a ZBB subject (the rest: training-only subjects)
+    zbb_subject_rate: float = 0.8  # questions about a ZBB subject (the rest: training-only subjects; 0.6 before zq)
     interruption_zbb_subject_rate: float | None = None  # the same for interruptions (None: zbb_subject_rate)
     variants: int = 18  # acoustic variants of every user utterance (8 training voices clean + 10 augmented)
     # share of the augmented variants also stored lossy (ogg Vorbis, as ZBB's renderings and shared recordings
     # are; `speech.augment.lossy_round_trip`): the speech bank's setting, kept here with the other variants'
-    lossy_variants: float = 0.0
+    lossy_variants: float = 0.5  # 0 before zq
     # share of the augmented variants whose pauses between words are cut to 5-40 ms first (`speech.augment.
     # close_pauses`): festival runs "excuse me, Penguins" together; the speech bank's setting, as lossy_variants
-    pause_variants: float = 0.0
+    pause_variants: float = 0.5  # 0 before zq
     followup_rate: float = 0.7  # chance of another silent question after each answer, while there is room
     false_descriptions: int = FALSE_DESCRIPTIONS  # drawn per subject beside its ZBB false one (the fact table)
     # share of the user's speech frames whose codebook-0 tag is replaced by a class drawn uniformly (silence or

@@ -42,9 +42,9 @@ class HearingConfig:
     """How the tag codec is fitted (seeded; defaults are the committed organism's)."""
 
     voices: tuple[str, ...] = TRAINING_VOICES
-    augmentations: int = 2  # augmented copies of every rendering besides the clean one (1 before 2026-12-03)
-    max_renderings: int = 4000  # renderings the tagger trains on (a seeded sample; all voices, most texts)
-    epochs: int = 3
+    augmentations: int = 3  # augmented copies of every rendering besides the clean one (2 before zq, 1 before 2026-12-03)
+    max_renderings: int = 7200  # renderings the tagger trains on (a seeded sample; all voices; 4000 before zq)
+    epochs: int = 6  # 3 before zq
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.01
@@ -61,9 +61,9 @@ class HearingConfig:
     time_masks: int = 0
     time_mask_columns: int = 6
     # the share of augmented copies whose pauses between words are cut to 5-40 ms before augmenting
-    # (`speech.augment.close_pauses`; 0: none, the committed codec): festival runs "excuse me, Penguins"
+    # (`speech.augment.close_pauses`; 0 before zq): festival runs "excuse me, Penguins"
     # together, and a tagger that only heard a pause before the subject mistakes the subject's first frames
-    pause_share: float = 0.0
+    pause_share: float = 1.0
     # the lowest 32 of 48 mel bands (up to 3.4 kHz): above, voices differ by their engine's sample rate rather
     # than by what they say (the model card's "Hearing the held-out engine"; all 48 before 2026-12-03)
     shape: TaggerShape = field(default_factory=lambda: TaggerShape(cepstra=16, band_mels=32))

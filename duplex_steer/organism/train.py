@@ -47,7 +47,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     pad_weight: float = 0.5
     user_weight: float = 0.5
-    answer_weight: float = 6.0  # the text loss on "yes" / "no" (where the facts are), against 1 for other words (3 before the ablation of 2026-12-03)
+    answer_weight: float = 12.0  # the text loss on "yes" / "no" (where the facts are), against 1 for other words (6 before zq, 3 before 2026-12-03)
     depth_fraction: float = 0.25  # frames whose depformer predictions enter the loss (a seeded sample per batch)
     threads: int = 2  # both cores of the 2-core machine (1 before 2026-12-03)
     workers: int = 2  # speech rendering processes
