@@ -2,11 +2,11 @@
 # Evaluate the organism with the toolkit's own commands (the figures in README.md and the model card).
 #   bash scripts/evaluate_organism.sh      # committed organism (seed 0) + a second training seed (seed 1)
 # Needs the set-up of scripts/setup.sh (with flite, festival and espeak-ng). On the 2-core AMD host
-# (2026-12-03): the whole script 15 min 42 s (21 min in two parts, resumed) with seed 1 already trained (SEED1=DIR),
-#   OUT=runs/organism-eval SPEECH_CACHE=runs/speech-cache bash scripts/evaluate_organism.sh
-# of which training seed 1 (sharing seed 0's tag codec) about 15 minutes (about 6 more to render the speech
-# otherwise), each ZBB run (100 items x 8 conditions, two processes: zbb main --workers, the default on 2
-# cores) about 2 minutes. Rerun it to resume: finished ZBB runs are kept.
+# (2026-12-05): the whole script 7 min 42 s with seed 1 already trained (SEED1=DIR),
+#   SEED1=runs/organism-zq1 OUT=runs/organism-eval-zq SPEECH_CACHE=runs/speech-cache bash scripts/evaluate_organism.sh
+# training seed 1 (sharing seed 0's tag codec) takes about 10 minutes more (about 6 more to render the speech
+# otherwise); each ZBB run (100 items x 8 conditions, two processes: zbb main --workers, the default on 2
+# cores) about 1.5 minutes. Rerun it to resume: finished ZBB runs are kept.
 # Steering settings are the organism's defaults (layer 5 of 6, alpha 1, 3 frames), chosen on development items,
 # not ZBB's (scripts/tune_organism_steering.sh, `zbb choose`).
 set -euo pipefail
