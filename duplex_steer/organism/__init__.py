@@ -158,7 +158,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="runs/organism-dev-items.jsonl", help="items file to write")
     p.set_defaults(func=cmd_dev_items)
     p = sub.add_parser("train-organism",
-                       help="train the CPU model organism (21 minutes on 2 cores with its speech cached, about 27 from a fresh clone)")
+                       help="train the CPU model organism (21 minutes on 2 cores with its speech cached, 27 from a fresh clone)")
     p.add_argument("--out", default="runs/organism", help="checkpoint folder to write")
     p.add_argument("--codec-from", default=None, metavar="FOLDER",
                    help="reuse the tag codec of this organism folder instead of fitting one (seeds share it)")
