@@ -27,7 +27,7 @@ from ..audio import FRAME_SAMPLES, SAMPLE_RATE
 from ..engine.mel_codec import MelSettings, kmeans
 from ..engine.tag_codec import SILENCE, FrameTagger, TagCodec, TaggerShape
 from ..speech.aligned import AlignedUtterance, normalize_words
-from ..speech.augment import augment_utterance, close_pauses, draw_augmentation
+from ..speech.augment import augment_utterance, draw_augmentation, maybe_close_pauses
 from .world import BACKCHANNELS, BUFFER, FALSE_DESCRIPTIONS, World
 
 TRAINING_VOICES = ("flite:kal", "flite:awb", "flite:rms", "flite:slt",
@@ -120,8 +120,10 @@ def examples(utterances: list[AlignedUtterance], config: HearingConfig) -> list[
     out = []
     for utt in utterances:
         for k in range(1 + config.augmentations):
-            closed = k and config.pause_share > 0 and pause_rng.random() < config.pause_share
-            copy = augment_utterance(close_pauses(utt, pause_rng) if closed else utt, draw_augmentation(rng)) if k else utt
+            if k:
+                copy = augment_utterance(maybe_close_pauses(utt, config.pause_share, pause_rng), draw_augmentation(rng))
+            else:
+                copy = utt
             shift = int(rng.integers(0, FRAME_SAMPLES))
             out.append(AlignedUtterance(copy.text, copy.voice, np.concatenate([np.zeros(shift, np.float32), copy.audio]),
                                         copy.words, [(s + shift / SAMPLE_RATE, e + shift / SAMPLE_RATE)

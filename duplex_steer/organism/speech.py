@@ -23,7 +23,7 @@ import torch
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE
 from ..speech.aligned import AlignedUtterance, render_corpus
-from ..speech.augment import augment_utterance, close_pauses, draw_augmentation
+from ..speech.augment import augment_utterance, draw_augmentation, maybe_close_pauses
 from .hearing import MODEL_VOICE, TRAINING_VOICES
 
 
@@ -101,10 +101,7 @@ class SpeechBank:
         if variant < len(self.voices):
             return utt
         key = [self.seed, variant, zlib.crc32(text.encode())]
-        if self.pause_share > 0:  # its own generator: with pause_share 0 the variants are drawn as before
-            pause_rng = np.random.default_rng([*key, 1])
-            if pause_rng.random() < self.pause_share:
-                utt = close_pauses(utt, pause_rng)
+        utt = maybe_close_pauses(utt, self.pause_share, np.random.default_rng([*key, 1]))  # a generator of its own
         rng = np.random.default_rng(key)
         return augment_utterance(utt, draw_augmentation(rng, lossy_probability=self.lossy_share))
 

@@ -199,6 +199,14 @@ def close_pauses(utt: AlignedUtterance, rng: np.random.Generator, keep_s: tuple[
     return replace(utt, audio=np.concatenate(pieces).astype(np.float32), spans_s=shifted, words=list(utt.words))
 
 
+def maybe_close_pauses(utt: AlignedUtterance, share: float, rng: np.random.Generator) -> AlignedUtterance:
+    """`close_pauses(utt, rng)` with probability `share`, else `utt`; `rng` is not drawn from at share 0, so a
+    generator shared with other draws gives them as before."""
+    if share > 0 and rng.random() < share:
+        return close_pauses(utt, rng)
+    return utt
+
+
 def augment_utterance(utt: AlignedUtterance, aug: Augmentation) -> AlignedUtterance:
     """The utterance with augmented audio and its word spans scaled by the speed change."""
     audio = apply_augmentation(utt.audio, aug)
